@@ -1,0 +1,127 @@
+"""The client library: submit jobs, follow them, fetch images, cancel, list jobs and workers."""
+
+import getpass
+import os
+import socket
+import time
+import uuid
+from collections.abc import Callable
+
+import redis
+
+from shared.celery_config import make_celery
+from shared.job import ImageRecord, JobStatus
+from shared.jobstore import JobStore
+from shared.names import TASK_GENERATE, queue_for_model
+from shared.request import JobRequest, RequestError, parse_request
+from shared.workers import WorkerInfo
+
+
+class NoWorkerForModel(RequestError):
+    """No online worker serves the requested model (or its scheduler)."""
+
+
+class JobTimeout(TimeoutError):
+    pass
+
+
+def default_client_id() -> str:
+    return os.environ.get("SEEDGRID_CLIENT_ID") or f"{getpass.getuser()}@{socket.gethostname()}"
+
+
+class SeedgridClient:
+    def __init__(self, redis_url: str, client_id: str | None = None):
+        self.redis_url = redis_url
+        self.client_id = client_id or default_client_id()
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+        self.store = JobStore(self.redis)
+        self.celery = make_celery(redis_url)
+
+    def close(self) -> None:
+        self.redis.close()
+        self.celery.close()
+
+    def __enter__(self) -> "SeedgridClient":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def submit(self, request: JobRequest | dict, *, require_worker: bool = True) -> str:
+        """Validate and queue a job; returns its id. Nothing is queued when a check fails."""
+        request = parse_request(request)
+        if require_worker:
+            self._check_served(request)
+        job_id = uuid.uuid4().hex
+        self.store.create(job_id, request, self.client_id)
+        self.celery.send_task(TASK_GENERATE, args=[job_id, request.model_dump(mode="json")], task_id=job_id,
+                              queue=queue_for_model(request.model))
+        return job_id
+
+    def status(self, job_id: str) -> JobStatus:
+        status = self.store.status(job_id)
+        if status is None:
+            raise KeyError(f"no job {job_id} (unknown, or expired)")
+        return status
+
+    def wait(self, job_id: str, on_update: Callable[[JobStatus], None] | None = None,
+             poll_seconds: float = 0.1, timeout: float | None = None) -> JobStatus:
+        """Poll until the job finishes; `on_update` sees every status read."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            status = self.status(job_id)
+            if on_update:
+                on_update(status)
+            if status.state.finished:
+                return status
+            if deadline is not None and time.monotonic() > deadline:
+                raise JobTimeout(f"job {job_id} still {status.state.value} after {timeout} s")
+            time.sleep(poll_seconds)
+
+    def images(self, job_id: str) -> list[ImageRecord]:
+        return self.store.images(job_id)
+
+    def image_png(self, job_id: str, index: int) -> bytes:
+        png = self.store.png(job_id, index)
+        if png is None:
+            raise KeyError(f"job {job_id} has no image {index} (not made yet, or expired)")
+        return png
+
+    def cancel(self, job_id: str) -> JobStatus:
+        self.status(job_id)
+        self.store.request_cancel(job_id)
+        return self.status(job_id)
+
+    def jobs(self, limit: int = 50) -> list[JobStatus]:
+        """This client's jobs, newest first; expired ones are skipped."""
+        statuses = (self.store.status(job_id) for job_id in self.store.client_job_ids(self.client_id, limit))
+        return [s for s in statuses if s is not None]
+
+    def workers(self) -> list[WorkerInfo]:
+        return self.store.workers()
+
+    def models(self) -> dict[str, list[str]]:
+        """Model name -> schedulers, for every model an online worker serves."""
+        served: dict[str, list[str]] = {}
+        for worker in self.workers():
+            served.setdefault(worker.model, worker.schedulers)
+        return served
+
+    def wait_for_worker(self, model: str, timeout: float = 120.0, alive: Callable[[], bool] | None = None) -> WorkerInfo:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for worker in self.workers():
+                if worker.model == model:
+                    return worker
+            if alive and not alive():
+                raise RuntimeError(f"the worker for {model} exited before it came online")
+            time.sleep(0.2)
+        raise TimeoutError(f"no worker for {model} came online within {timeout:.0f} s")
+
+    def _check_served(self, request: JobRequest) -> None:
+        served = self.models()
+        if request.model not in served:
+            online = ", ".join(sorted(served)) or "none"
+            raise NoWorkerForModel("model", f"no online worker serves {request.model!r} (online: {online})")
+        if request.scheduler not in served[request.model]:
+            raise NoWorkerForModel("scheduler", f"{request.scheduler} is not available for {request.model}")

@@ -1,0 +1,22 @@
+"""Submit one job, follow it with a progress bar, and save what it made."""
+
+from pathlib import Path
+
+from client.api import SeedgridClient
+from client.cli.progress import ProgressBar
+from client.save import SavedJob, save_job
+from shared.job import JobStatus
+from shared.request import JobRequest
+
+
+def run_to_folder(client: SeedgridClient, request: JobRequest, out: Path, label: str, grid_name: str | None,
+                  prefix: str | None = None, require_worker: bool = True,
+                  timeout: float | None = None) -> tuple[JobStatus, SavedJob]:
+    """Raises RequestError before anything is queued when the request cannot be served."""
+    job_id = client.submit(request, require_worker=require_worker)
+    bar = ProgressBar(f"{label} {job_id[:8]}")
+    try:
+        status = client.wait(job_id, on_update=bar.update, timeout=timeout)
+    finally:
+        bar.close()
+    return status, save_job(client, status, out, prefix or job_id[:8], grid_name)

@@ -1,0 +1,60 @@
+"""`seedgrid generate`: one job from the command line, images and grid written to a folder."""
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from client.api import SeedgridClient
+from client.cli.follow import run_to_folder
+from client.cli.request_args import add_request_options, request_from_args
+from client.local import LocalStack
+from shared.job import JobState
+from shared.request import JobRequest, RequestError
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="generate images for prompts x seeds",
+                              description="Generate images; with no Redis configured, a private Redis and a local "
+                                          "worker are started for this run.")
+    add_request_options(p)
+    p.add_argument("--out", type=Path, default=Path("seedgrid-out"), help="folder for the PNGs (default: %(default)s)")
+    p.add_argument("--grid", action="store_true", help="also write OUT/grid.png")
+    p.add_argument("--redis", default=os.environ.get("SEEDGRID_REDIS_URL"), help="Redis URL (default: $SEEDGRID_REDIS_URL)")
+    p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker, when one is started")
+    p.add_argument("--queue-anyway", action="store_true", help="queue even if no online worker serves the model")
+    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        request = request_from_args(args)
+    except RequestError as exc:
+        print(f"seedgrid generate: {exc}", file=sys.stderr)
+        return 2
+    with LocalStack(args.redis) as stack:
+        client = stack.enter_context(SeedgridClient(stack.redis_url))
+        if stack.embedded:
+            worker = stack.start_worker(request.model, args.device)
+            client.wait_for_worker(request.model, alive=worker.alive)
+        return follow_and_save(client, request, args.out, "grid.png" if args.grid else None,
+                               queue_anyway=args.queue_anyway, timeout=args.timeout)
+
+
+def follow_and_save(client: SeedgridClient, request: JobRequest, out: Path, grid_name: str | None,
+                    queue_anyway: bool = False, timeout: float | None = None) -> int:
+    try:
+        status, saved = run_to_folder(client, request, out, "job", grid_name, require_worker=not queue_anyway,
+                                      timeout=timeout)
+    except RequestError as exc:
+        print(f"seedgrid generate: {exc}", file=sys.stderr)
+        return 2
+    for path in saved.paths:
+        print(path)
+    if saved.grid_path:
+        print(saved.grid_path)
+    if status.state != JobState.SUCCEEDED:
+        print(f"job {status.job_id} {status.state.value}: {status.error}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,1 @@
+"""The contract between seedgrid workers and clients: never imports torch or Qt."""

@@ -1,0 +1,64 @@
+"""Job states and the records a worker writes for the client to read."""
+
+from enum import Enum
+
+from pydantic import BaseModel, ConfigDict
+
+from shared.request import JobRequest
+
+
+class JobState(str, Enum):
+    QUEUED = "queued"
+    STARTED = "started"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def finished(self) -> bool:
+        return self in (JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED)
+
+
+class ImageRecord(BaseModel):
+    """One stored image: where it sits in the grid and everything that made it."""
+
+    model_config = ConfigDict(frozen=True)
+    job_id: str
+    index: int
+    row: int
+    col: int
+    prompt: str
+    seed: int
+    worker: str
+    seconds: float
+
+
+class JobStatus(BaseModel):
+    """A job as the client sees it, read from the job's Redis hash."""
+
+    job_id: str
+    state: JobState
+    request: JobRequest | None = None
+    client_id: str = ""
+    worker: str = ""
+    step: int = 0
+    steps: int = 0
+    batch_size: int = 0
+    images_done: int = 0
+    images_total: int = 0
+    attempts: int = 0
+    error: str = ""
+    submitted_at: float = 0.0
+    started_at: float = 0.0
+    finished_at: float = 0.0
+
+    @property
+    def progress(self) -> float:
+        """Fraction of all denoising steps of the job done, 0..1."""
+        if self.state == JobState.SUCCEEDED:
+            return 1.0
+        if not self.images_total or not self.steps:
+            return 0.0
+        done = self.images_done * self.steps + self.batch_size * self.step
+        return min(1.0, done / (self.images_total * self.steps))

@@ -1,0 +1,124 @@
+"""The job records in Redis, read and written by clients and workers alike."""
+
+import json
+import time
+
+import redis
+
+from shared import names
+from shared.celery_config import result_ttl
+from shared.job import ImageRecord, JobState, JobStatus
+from shared.request import JobRequest
+from shared.workers import WorkerInfo
+
+
+class JobStore:
+    def __init__(self, client: redis.Redis, ttl: int | None = None):
+        self.redis = client
+        self.ttl = ttl or result_ttl()
+
+    # -- written by the client
+    def create(self, job_id: str, request: JobRequest, client_id: str) -> None:
+        key = names.job_key(job_id)
+        with self.redis.pipeline() as p:
+            p.hset(key, mapping={
+                "state": JobState.QUEUED.value,
+                "request": request.model_dump_json(),
+                "client_id": client_id,
+                "images_total": len(request.prompts) * len(request.seeds),
+                "steps": request.steps,
+                "submitted_at": time.time(),
+            })
+            p.expire(key, self.ttl)
+            p.lpush(names.client_jobs_key(client_id), job_id)
+            p.ltrim(names.client_jobs_key(client_id), 0, 999)
+            p.expire(names.client_jobs_key(client_id), self.ttl)
+            p.execute()
+
+    def request_cancel(self, job_id: str) -> None:
+        self.redis.set(names.cancel_key(job_id), 1, ex=self.ttl)
+        # A job still in the queue is cancelled at once; a running one at its next step.
+        self._set_state_if(job_id, JobState.QUEUED, JobState.CANCELLED)
+
+    # -- written by the worker
+    def mark_started(self, job_id: str, worker: str) -> int:
+        key = names.job_key(job_id)
+        with self.redis.pipeline() as p:
+            p.hset(key, mapping={"state": JobState.STARTED.value, "worker": worker, "started_at": time.time(),
+                                 "step": 0, "batch_size": 0, "error": ""})
+            p.hincrby(key, "attempts", 1)
+            p.expire(key, self.ttl)
+            return int(p.execute()[1])
+
+    def progress(self, job_id: str, step: int, steps: int, batch_size: int, images_done: int) -> None:
+        self.redis.hset(names.job_key(job_id), mapping={
+            "state": JobState.RUNNING.value, "step": step, "steps": steps,
+            "batch_size": batch_size, "images_done": images_done,
+        })
+
+    def is_cancelled(self, job_id: str) -> bool:
+        return bool(self.redis.exists(names.cancel_key(job_id)))
+
+    def stored_indices(self, job_id: str) -> set[int]:
+        return {int(i) for i in self.redis.hkeys(names.job_images_key(job_id))}
+
+    def store_image(self, record: ImageRecord, png: bytes) -> bool:
+        """Store one image and its record atomically, once: a rerun's second store is refused."""
+        images_key = names.job_images_key(record.job_id)
+        field = str(record.index)
+        with self.redis.pipeline() as p:
+            try:
+                p.watch(images_key)
+                if p.hexists(images_key, field):
+                    return False
+                p.multi()
+                p.set(names.image_png_key(record.job_id, record.index), png, ex=self.ttl)
+                p.hset(images_key, field, record.model_dump_json())
+                p.expire(images_key, self.ttl)
+                p.hlen(images_key)
+                done = p.execute()[3]
+            except redis.WatchError:
+                return False
+        self.redis.hset(names.job_key(record.job_id), "images_done", done)
+        return True
+
+    def finish(self, job_id: str, state: JobState, error: str = "") -> None:
+        self.redis.hset(names.job_key(job_id), mapping={"state": state.value, "error": error, "finished_at": time.time()})
+
+    # -- read by both
+    def status(self, job_id: str) -> JobStatus | None:
+        raw = self.redis.hgetall(names.job_key(job_id))
+        if not raw:
+            return None
+        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        request = fields.pop("request", None)
+        return JobStatus(job_id=job_id, request=JobRequest.model_validate_json(request) if request else None, **fields)
+
+    def images(self, job_id: str) -> list[ImageRecord]:
+        raw = self.redis.hgetall(names.job_images_key(job_id))
+        return sorted((ImageRecord.model_validate_json(v) for v in raw.values()), key=lambda r: r.index)
+
+    def png(self, job_id: str, index: int) -> bytes | None:
+        return self.redis.get(names.image_png_key(job_id, index))
+
+    def client_job_ids(self, client_id: str, limit: int = 50) -> list[str]:
+        return [j.decode() for j in self.redis.lrange(names.client_jobs_key(client_id), 0, limit - 1)]
+
+    def workers(self) -> list[WorkerInfo]:
+        keys = list(self.redis.scan_iter(match=names.WORKER_KEY_PATTERN, count=500))
+        values = self.redis.mget(keys) if keys else []
+        return sorted((WorkerInfo.model_validate(json.loads(v)) for v in values if v), key=lambda w: w.name)
+
+    def _set_state_if(self, job_id: str, expected: JobState, new: JobState) -> bool:
+        key = names.job_key(job_id)
+        with self.redis.pipeline() as p:
+            try:
+                p.watch(key)
+                if p.hget(key, "state") != expected.value.encode():
+                    return False
+                p.multi()
+                p.hset(key, mapping={"state": new.value, "finished_at": time.time()})
+                p.execute()
+                return True
+            except redis.WatchError:
+                return False

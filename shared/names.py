@@ -1,0 +1,43 @@
+"""Task, queue and Redis key names: the one place both sides look them up."""
+
+TASK_GENERATE = "seedgrid.generate"
+
+KEY_PREFIX = "seedgrid"
+QUEUE_PREFIX = "seedgrid.model."
+
+
+def queue_for_model(model: str) -> str:
+    """Each model has its own queue, so a worker only receives jobs it can run."""
+    return f"{QUEUE_PREFIX}{model}"
+
+
+def job_key(job_id: str) -> str:
+    """Hash: state, progress, timestamps, error, worker, attempts, request JSON."""
+    return f"{KEY_PREFIX}:job:{job_id}"
+
+
+def job_images_key(job_id: str) -> str:
+    """Hash: item index -> ImageRecord JSON, written once per index."""
+    return f"{KEY_PREFIX}:job:{job_id}:images"
+
+
+def image_png_key(job_id: str, index: int) -> str:
+    """String: the PNG bytes of one item."""
+    return f"{KEY_PREFIX}:job:{job_id}:png:{index}"
+
+
+def cancel_key(job_id: str) -> str:
+    return f"{KEY_PREFIX}:job:{job_id}:cancel"
+
+
+def client_jobs_key(client_id: str) -> str:
+    """List: job ids submitted by one client, newest first."""
+    return f"{KEY_PREFIX}:client:{client_id}:jobs"
+
+
+def worker_key(worker_name: str) -> str:
+    """String with expiry: a worker's JSON heartbeat."""
+    return f"{KEY_PREFIX}:worker:{worker_name}"
+
+
+WORKER_KEY_PATTERN = f"{KEY_PREFIX}:worker:*"

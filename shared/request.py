@@ -1,0 +1,147 @@
+"""A job request: prompts x seeds plus the settings they share."""
+
+import math
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
+from shared import limits as L
+
+
+class RequestError(ValueError):
+    """A request broke a bound; the message names the field and its allowed range."""
+
+    def __init__(self, field: str, problem: str, label: str | None = None):
+        self.field = field
+        self.problem = problem
+        rule = L.FIELD_RULES.get(field)
+        super().__init__(f"{label or field}: {problem}" + (f" (allowed: {rule})" if rule else ""))
+
+
+class Item(BaseModel):
+    """One image of a job: its position in the grid, its prompt and its seed."""
+
+    model_config = ConfigDict(frozen=True)
+    index: int
+    row: int
+    col: int
+    prompt: str
+    seed: int
+
+
+class JobRequest(BaseModel):
+    """Everything that decides a job's images; extra fields are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    model: str = "tiny"
+    prompts: list[str]
+    seeds: list[int]
+    negative_prompt: str = ""
+    width: int = 512
+    height: int = 512
+    steps: int = 20
+    guidance: float = 7.5
+    scheduler: str = "dpm++_2m"
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if not (0 < len(v) <= L.MAX_MODEL_NAME_CHARS) or not re.match(L.MODEL_NAME_PATTERN, v) or ".." in v:
+            raise ValueError(f"{v[:40]!r} is not a valid model name")
+        return v
+
+    @field_validator("prompts")
+    @classmethod
+    def _prompts(cls, v: list[str]) -> list[str]:
+        if not (1 <= len(v) <= L.MAX_PROMPTS):
+            raise ValueError(f"got {len(v)} prompts")
+        for i, p in enumerate(v):
+            if not p.strip():
+                raise ValueError(f"prompt {i + 1} is empty")
+            if len(p) > L.MAX_PROMPT_CHARS:
+                raise ValueError(f"prompt {i + 1} has {len(p)} characters")
+        return v
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v: list[int]) -> list[int]:
+        if not (1 <= len(v) <= L.MAX_SEEDS):
+            raise ValueError(f"got {len(v)} seeds")
+        for s in v:
+            if not (L.MIN_SEED <= s <= L.MAX_SEED):
+                raise ValueError(f"seed {s} is out of range")
+        return v
+
+    @field_validator("negative_prompt")
+    @classmethod
+    def _negative(cls, v: str) -> str:
+        if len(v) > L.MAX_PROMPT_CHARS:
+            raise ValueError(f"has {len(v)} characters")
+        return v
+
+    @field_validator("width", "height")
+    @classmethod
+    def _size(cls, v: int) -> int:
+        if not (L.MIN_SIZE <= v <= L.MAX_SIZE) or v % L.SIZE_MULTIPLE:
+            raise ValueError(f"got {v}")
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: int) -> int:
+        if not (L.MIN_STEPS <= v <= L.MAX_STEPS):
+            raise ValueError(f"got {v}")
+        return v
+
+    @field_validator("guidance")
+    @classmethod
+    def _guidance(cls, v: float) -> float:
+        if not math.isfinite(v) or not (L.MIN_GUIDANCE <= v <= L.MAX_GUIDANCE):
+            raise ValueError(f"got {v}")
+        return v
+
+    @field_validator("scheduler")
+    @classmethod
+    def _scheduler(cls, v: str) -> str:
+        if v not in L.SCHEDULER_NAMES:
+            raise ValueError(f"unknown scheduler {v[:40]!r}")
+        return v
+
+    @model_validator(mode="after")
+    def _items(self) -> "JobRequest":
+        n = len(self.prompts) * len(self.seeds)
+        if n > L.MAX_ITEMS:
+            raise ValueError(f"items: {len(self.prompts)} prompts x {len(self.seeds)} seeds make {n} images")
+        return self
+
+    def items(self) -> list[Item]:
+        """Prompts are rows and seeds are columns, indexed row by row."""
+        return [
+            Item(index=r * len(self.seeds) + c, row=r, col=c, prompt=p, seed=s)
+            for r, p in enumerate(self.prompts)
+            for c, s in enumerate(self.seeds)
+        ]
+
+
+def parse_request(data: Any) -> JobRequest:
+    """Validate untrusted data into a JobRequest, or raise one RequestError naming the field."""
+    if isinstance(data, JobRequest):
+        data = data.model_dump()
+    if not isinstance(data, dict):
+        raise RequestError("request", f"expected an object, got {type(data).__name__}")
+    try:
+        return JobRequest.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        loc = [str(part) for part in err.get("loc", ())]
+        msg = err.get("msg", "invalid").removeprefix("Value error, ")
+        if not loc and msg.startswith("items: "):
+            raise RequestError("items", msg.removeprefix("items: ")) from None
+        field = loc[0] if loc else "request"
+        if err.get("type") == "extra_forbidden":
+            raise RequestError(field, "is not a request field") from None
+        if err.get("type") == "missing":
+            raise RequestError(field, "is required") from None
+        raise RequestError(field, msg) from None

@@ -1,0 +1,22 @@
+"""What a worker advertises in its expiring heartbeat."""
+
+from pydantic import BaseModel
+
+HEARTBEAT_SECONDS = 2.0
+HEARTBEAT_TTL = 10
+
+
+class WorkerInfo(BaseModel):
+    name: str
+    host: str
+    pid: int
+    model: str
+    device: str
+    device_name: str = ""
+    vae: str = ""
+    schedulers: list[str]
+    max_batch: int
+    busy: bool = False
+    current_job: str = ""
+    jobs_done: int = 0
+    started_at: float = 0.0

@@ -1,0 +1,1 @@
+"""The seedgrid worker: a Celery app, the pipeline engine and its tasks; the only place torch lives."""

@@ -1,0 +1,8 @@
+"""The worker's Celery app; `seedgrid worker` sets its Redis URL before starting it."""
+
+import os
+
+from shared.celery_config import make_celery
+
+app = make_celery(os.environ.get("SEEDGRID_REDIS_URL"))
+app.conf.include = ["worker.tasks"]

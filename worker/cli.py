@@ -1,0 +1,83 @@
+"""`seedgrid worker`: load the model in this process, advertise it, and serve its queue."""
+
+import argparse
+import logging
+import os
+import re
+import socket
+import sys
+
+from shared.names import queue_for_model
+
+
+def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
+    parser = parser or argparse.ArgumentParser(prog="seedgrid worker", description=__doc__)
+    parser.add_argument("--model", default=os.environ.get("SEEDGRID_MODEL", "tiny"),
+                        help="'tiny' (built in), a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5, "
+                             "a local diffusers folder, or a .safetensors file (default: %(default)s)")
+    parser.add_argument("--redis", default=os.environ.get("SEEDGRID_REDIS_URL"),
+                        help="Redis URL (default: $SEEDGRID_REDIS_URL, else a private Redis started here)")
+    parser.add_argument("--device", choices=["cuda", "cpu"], default=os.environ.get("SEEDGRID_DEVICE"),
+                        help="where the pipeline runs (default: cuda when available)")
+    parser.add_argument("--vae", default=os.environ.get("SEEDGRID_VAE"),
+                        help="a better VAE, e.g. stabilityai/sd-vae-ft-mse (hub id, folder or .safetensors)")
+    parser.add_argument("--max-batch", type=int, default=8, help="largest batch tried (halved on out of memory)")
+    parser.add_argument("--name", help="worker name shown to clients (default: host-pid)")
+    parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    return parser
+
+
+def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) -> int:
+    args = args or build_parser().parse_args(argv)
+    if args.max_batch < 1:
+        print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    from shared.embedded_redis import EmbeddedRedis, join_hint, redact
+
+    embedded = None
+    url = args.redis
+    if not url:
+        embedded = EmbeddedRedis().start()
+        url = embedded.url
+        print("No Redis configured: started a private one.\n" + join_hint(url), flush=True)
+    try:
+        return serve(url, args)
+    finally:
+        if embedded:
+            embedded.stop()
+
+
+def serve(url: str, args: argparse.Namespace) -> int:
+    from shared.celery_config import configure_celery
+    from worker.celery_app import app
+    from worker.heartbeat import Heartbeat
+    from worker.runtime import WorkerRuntime
+    from worker.tasks import EngineTask
+
+    from shared.embedded_redis import redact
+
+    log = logging.getLogger("seedgrid.worker")
+    log.info("loading %s on %s", args.model, args.device or "the default device")
+    try:
+        runtime = WorkerRuntime.load(url, args.model, args.device, args.vae, args.max_batch, args.name)
+    except (ValueError, OSError) as exc:
+        print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)
+        return 2
+    EngineTask.install(runtime)
+    configure_celery(app, url)
+    heartbeat = Heartbeat(runtime, url)
+    heartbeat.beat()
+    heartbeat.start()
+    model = runtime.engine.model_name
+    log.info("serving %s on %s via %s", model, runtime.engine.device, redact(url))
+    node = re.sub(r"[^A-Za-z0-9_.-]", "-", f"seedgrid-{runtime.name}")
+    try:
+        app.worker_main([
+            "worker", "--pool=solo", "--concurrency=1", "--prefetch-multiplier=1", "--without-gossip",
+            "--without-mingle", f"--queues={queue_for_model(model)}", f"--hostname={node}@{socket.gethostname()}",
+            f"--loglevel={args.loglevel.upper()}",
+        ])
+    finally:
+        heartbeat.stop()
+    return 0

@@ -1,0 +1,158 @@
+"""The pipeline engine: owns one loaded pipeline and turns job items into images."""
+
+import copy
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+
+import torch
+from diffusers import StableDiffusionPipeline
+from PIL import Image
+
+from shared.request import Item, JobRequest, RequestError
+from worker.schedulers import compatible_scheduler_names, make_scheduler
+
+log = logging.getLogger(__name__)
+
+StepCallback = Callable[[int, int, int], None]  # (step, steps, batch size)
+BatchCallback = Callable[[Sequence[Item], list[Image.Image | None]], None]
+
+
+class JobCancelled(Exception):
+    """Raised from the step callback to stop a job between two steps."""
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+class PipelineEngine:
+    """One loaded pipeline and its optimizations; per job it picks a scheduler, batches and decodes."""
+
+    def __init__(self, pipeline: StableDiffusionPipeline, model_name: str, device: str, max_batch: int = 8):
+        self.pipeline = pipeline
+        self.model_name = model_name
+        self.device = device
+        self.dtype = pipeline.unet.dtype
+        self.max_batch = max_batch
+        self.schedulers = compatible_scheduler_names(pipeline.scheduler)
+        self._vae_float32 = None
+        self._slicing = False
+
+    def check(self, request: JobRequest) -> None:
+        """Refuse what this engine cannot serve, naming the field."""
+        if request.model != self.model_name:
+            raise RequestError("model", f"this worker serves {self.model_name!r}, not {request.model!r}")
+        if request.scheduler not in self.schedulers:
+            raise RequestError("scheduler", f"{request.scheduler} is not compatible with {self.model_name}")
+
+    def run(self, request: JobRequest, items: Sequence[Item], on_step: StepCallback, on_batch: BatchCallback) -> None:
+        """Generate `items` in batches that fit; out of memory halves the batch and retries."""
+        pending = deque(_chunks(list(items), self.max_batch))
+        while pending:
+            batch = pending.popleft()
+            try:
+                images = self.generate_batch(request, batch, on_step)
+            except JobCancelled:
+                raise
+            except Exception as exc:
+                if not is_out_of_memory(exc):
+                    raise
+                self._release_memory()
+                if len(batch) > 1:
+                    self.max_batch = max(1, len(batch) // 2)
+                    log.warning("out of memory at batch %d; retrying at %d", len(batch), self.max_batch)
+                    pending.extendleft(reversed(_chunks(batch, self.max_batch)))
+                    continue
+                if self._slicing:
+                    raise
+                log.warning("out of memory at batch 1; enabling attention and VAE slicing")
+                self.enable_slicing()
+                pending.appendleft(batch)
+                continue
+            on_batch(batch, images)
+
+    def enable_slicing(self) -> None:
+        self.pipeline.enable_attention_slicing()
+        self.pipeline.vae.enable_slicing()
+        self._slicing = True
+
+    def generate_batch(self, request: JobRequest, batch: Sequence[Item], on_step: StepCallback) -> list[Image.Image | None]:
+        """Denoise one batch; None marks an image that stayed NaN or black."""
+        pipe = self._pipeline_for(request)
+        generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
+        latents = self.initial_noise(request, generators)
+        steps, size = request.steps, len(batch)
+
+        def step_end(_pipe, index, _timestep, kwargs):
+            on_step(index + 1, steps, size)
+            return kwargs
+
+        with torch.inference_mode():
+            out = pipe(
+                prompt=[item.prompt for item in batch],
+                negative_prompt=[request.negative_prompt] * size if request.negative_prompt else None,
+                width=request.width,
+                height=request.height,
+                num_inference_steps=steps,
+                guidance_scale=request.guidance,
+                generator=generators,
+                latents=latents,
+                output_type="latent",
+                callback_on_step_end=step_end,
+            )
+            return self.decode(out.images)
+
+    def initial_noise(self, request: JobRequest, generators: list[torch.Generator]) -> torch.Tensor:
+        """One CPU generator per image, so a seed gives the same noise in any batch and on any device."""
+        shape = (
+            1,
+            self.pipeline.unet.config.in_channels,
+            request.height // self.pipeline.vae_scale_factor,
+            request.width // self.pipeline.vae_scale_factor,
+        )
+        noise = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
+        return noise.to(self.device, self.dtype)
+
+    def decode(self, latents: torch.Tensor) -> list[Image.Image | None]:
+        """VAE-decode; a NaN or black image is decoded again with the VAE in float32."""
+        vae = self.pipeline.vae
+        pixels = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        bad = _bad_images(pixels)
+        if bad.any() and self.dtype != torch.float32:
+            log.warning("%d NaN or black image(s); decoding again with the VAE in float32", int(bad.sum()))
+            vae32 = self._float32_vae()
+            redo = vae32.decode(latents[bad].float() / vae.config.scaling_factor, return_dict=False)[0]
+            pixels = pixels.float()
+            pixels[bad] = redo
+            bad = _bad_images(pixels)
+        images = self.pipeline.image_processor.postprocess(pixels.float(), output_type="pil")
+        return [None if flag else image for image, flag in zip(images, bad.tolist())]
+
+    def _float32_vae(self):
+        if self._vae_float32 is None:
+            self._vae_float32 = copy.deepcopy(self.pipeline.vae).to(torch.float32)
+        return self._vae_float32
+
+    def _pipeline_for(self, request: JobRequest) -> StableDiffusionPipeline:
+        """A fresh pipeline object over the shared components, with this job's own scheduler."""
+        self.check(request)
+        components = dict(self.pipeline.components)
+        components["scheduler"] = make_scheduler(self.pipeline.scheduler, request.scheduler)
+        pipe = type(self.pipeline)(**components, requires_safety_checker=False)
+        pipe.set_progress_bar_config(disable=True)
+        return pipe
+
+    def _release_memory(self) -> None:
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+
+
+def _bad_images(pixels: torch.Tensor) -> torch.Tensor:
+    """Per image: any NaN, or every pixel black (decoder output is in -1..1)."""
+    flat = pixels.flatten(1)
+    return torch.isnan(flat).any(dim=1) | (flat.amax(dim=1) <= -0.99)
+
+
+def _chunks(items: list, size: int) -> list[list]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

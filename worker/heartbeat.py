@@ -1,0 +1,39 @@
+"""A thread that advertises the worker in Redis with an expiring key, so dead workers drop out."""
+
+import logging
+import threading
+
+import redis
+
+from shared import names
+from shared.workers import HEARTBEAT_SECONDS, HEARTBEAT_TTL
+from worker.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+
+class Heartbeat(threading.Thread):
+    def __init__(self, runtime: WorkerRuntime, redis_url: str):
+        super().__init__(name="seedgrid-heartbeat", daemon=True)
+        self.runtime = runtime
+        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.stopped = threading.Event()
+
+    def beat(self) -> None:
+        key = names.worker_key(self.runtime.name)
+        self.redis.set(key, self.runtime.info().model_dump_json(), ex=HEARTBEAT_TTL)
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.beat()
+            except redis.RedisError as exc:
+                log.warning("heartbeat failed: %s", exc)
+            self.stopped.wait(HEARTBEAT_SECONDS)
+
+    def stop(self) -> None:
+        self.stopped.set()
+        try:
+            self.redis.delete(names.worker_key(self.runtime.name))
+        except redis.RedisError:
+            pass

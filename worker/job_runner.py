@@ -1,0 +1,81 @@
+"""One job from start to end: validate, resume what is missing, generate, store, report."""
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+
+from PIL import Image
+
+from shared.job import ImageRecord, JobState
+from shared.pngmeta import encode_png
+from shared.request import Item, RequestError, parse_request
+from worker.engine import JobCancelled
+from worker.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+
+def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object) -> dict:
+    store, engine = runtime.store, runtime.engine
+    if store.is_cancelled(job_id):
+        store.finish(job_id, JobState.CANCELLED)
+        return {"job_id": job_id, "state": JobState.CANCELLED.value}
+    try:
+        request = parse_request(raw_request)
+        engine.check(request)
+    except RequestError as exc:
+        log.warning("job %s refused: %s", job_id, exc)
+        store.finish(job_id, JobState.FAILED, str(exc))
+        return {"job_id": job_id, "state": JobState.FAILED.value, "error": str(exc)}
+
+    attempt = store.mark_started(job_id, runtime.name)
+    done = store.stored_indices(job_id)
+    pending = [item for item in request.items() if item.index not in done]
+    log.info("job %s attempt %d: %d of %d images to make", job_id, attempt, len(pending), len(done) + len(pending))
+    failed: list[Item] = []
+    images_done = len(done)
+
+    def on_step(step: int, steps: int, batch_size: int) -> None:
+        store.progress(job_id, step, steps, batch_size, images_done)
+        if store.is_cancelled(job_id):
+            raise JobCancelled(job_id)
+
+    def on_batch(batch: Sequence[Item], images: list[Image.Image | None]) -> None:
+        nonlocal images_done
+        seconds = (time.time() - started) / max(1, images_done + len(batch) - len(done))
+        for item, image in zip(batch, images):
+            if image is None:
+                failed.append(item)
+                continue
+            record = ImageRecord(job_id=job_id, index=item.index, row=item.row, col=item.col, prompt=item.prompt,
+                                 seed=item.seed, worker=runtime.name, seconds=round(seconds, 4))
+            png = encode_png(image, request, item, extra={"job_id": job_id, "worker": runtime.name, "vae": runtime.vae})
+            store.store_image(record, png)
+        images_done += len(batch)
+
+    started = time.time()
+    runtime.busy, runtime.current_job = True, job_id
+    try:
+        engine.run(request, pending, on_step, on_batch)
+    except JobCancelled:
+        store.finish(job_id, JobState.CANCELLED)
+        return {"job_id": job_id, "state": JobState.CANCELLED.value}
+    except Exception:
+        error_id = uuid.uuid4().hex[:8]
+        log.exception("job %s failed (error id %s)", job_id, error_id)
+        message = f"the worker failed while generating (error id {error_id}; details in the worker's log)"
+        store.finish(job_id, JobState.FAILED, message)
+        return {"job_id": job_id, "state": JobState.FAILED.value, "error": message}
+    finally:
+        runtime.busy, runtime.current_job = False, ""
+        runtime.jobs_done += 1
+
+    if failed:
+        seeds = ", ".join(str(item.seed) for item in failed)
+        message = f"{len(failed)} image(s) came out NaN or black even with the VAE in float32 (seeds {seeds})"
+        store.finish(job_id, JobState.FAILED, message)
+        return {"job_id": job_id, "state": JobState.FAILED.value, "error": message}
+    store.finish(job_id, JobState.SUCCEEDED)
+    images = [record.model_dump() for record in store.images(job_id)]
+    return {"job_id": job_id, "state": JobState.SUCCEEDED.value, "images": images}

@@ -1,0 +1,55 @@
+"""A worker process's state: its engine, its Redis, its name, and what it is doing."""
+
+import os
+import socket
+import time
+from dataclasses import dataclass, field
+
+import redis
+import torch
+
+from shared.jobstore import JobStore
+from shared.workers import WorkerInfo
+from worker.engine import PipelineEngine
+from worker.models.loading import default_device, load_pipeline, model_display_name
+
+DEFAULT_MAX_BATCH = 8
+
+
+@dataclass
+class WorkerRuntime:
+    engine: PipelineEngine
+    store: JobStore
+    name: str
+    vae: str = ""
+    started_at: float = field(default_factory=time.time)
+    busy: bool = False
+    current_job: str = ""
+    jobs_done: int = 0
+
+    @classmethod
+    def load(cls, redis_url: str, model: str, device: str | None = None, vae: str | None = None,
+             max_batch: int = DEFAULT_MAX_BATCH, name: str | None = None) -> "WorkerRuntime":
+        """Load the model in this process: call it in the process that runs jobs, never before a fork."""
+        device = device or default_device()
+        pipeline = load_pipeline(model, device, vae)
+        engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
+        store = JobStore(redis.Redis.from_url(redis_url, health_check_interval=30))
+        return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "")
+
+    @classmethod
+    def from_env(cls) -> "WorkerRuntime":
+        """For a worker started with plain `celery -A worker.celery_app worker`."""
+        env = os.environ
+        return cls.load(env["SEEDGRID_REDIS_URL"], env.get("SEEDGRID_MODEL", "tiny"), env.get("SEEDGRID_DEVICE"),
+                        env.get("SEEDGRID_VAE"), int(env.get("SEEDGRID_MAX_BATCH", DEFAULT_MAX_BATCH)))
+
+    def info(self) -> WorkerInfo:
+        device = self.engine.device
+        device_name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
+        return WorkerInfo(
+            name=self.name, host=socket.gethostname(), pid=os.getpid(), model=self.engine.model_name,
+            device=device, device_name=device_name, vae=self.vae, schedulers=self.engine.schedulers,
+            max_batch=self.engine.max_batch, busy=self.busy, current_job=self.current_job,
+            jobs_done=self.jobs_done, started_at=self.started_at,
+        )

@@ -1,0 +1,42 @@
+"""Scheduler names of the contract mapped to diffusers scheduler classes and options."""
+
+from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
+from shared.limits import SCHEDULER_NAMES
+
+# name -> (diffusers class name, options passed to from_config)
+SCHEDULER_CLASSES: dict[str, tuple[str, dict]] = {
+    "dpm++_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "dpm++_2m_karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+    "dpm++_2s": ("DPMSolverSinglestepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "euler": ("EulerDiscreteScheduler", {}),
+    "euler_a": ("EulerAncestralDiscreteScheduler", {}),
+    "ddim": ("DDIMScheduler", {}),
+    "ddpm": ("DDPMScheduler", {}),
+    "pndm": ("PNDMScheduler", {"skip_prk_steps": True}),
+    "unipc": ("UniPCMultistepScheduler", {}),
+    "lms": ("LMSDiscreteScheduler", {}),
+    "heun": ("HeunDiscreteScheduler", {}),
+    "dpm2": ("KDPM2DiscreteScheduler", {}),
+    "dpm2_a": ("KDPM2AncestralDiscreteScheduler", {}),
+    "deis": ("DEISMultistepScheduler", {}),
+}
+assert set(SCHEDULER_CLASSES) == set(SCHEDULER_NAMES), "contract and worker disagree on scheduler names"
+
+
+def compatible_scheduler_names(base: SchedulerMixin) -> list[str]:
+    """The contract's names whose class the pipeline's scheduler lists as compatible."""
+    compatible = {cls.__name__ for cls in base.compatibles} | {type(base).__name__}
+    return [name for name, (cls_name, _) in SCHEDULER_CLASSES.items() if cls_name in compatible]
+
+
+def make_scheduler(base: SchedulerMixin, name: str) -> SchedulerMixin:
+    """A fresh scheduler for one job, derived from the pipeline's config; `base` is never changed."""
+    cls_name, options = SCHEDULER_CLASSES[name]
+    by_name = {cls.__name__: cls for cls in base.compatibles} | {type(base).__name__: type(base)}
+    if cls_name not in by_name:
+        raise ValueError(f"scheduler: {name} is not compatible with this model")
+    return by_name[cls_name].from_config(base.config, **options)
