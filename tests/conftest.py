@@ -1,0 +1,83 @@
+"""Real parts for the tests: a Redis server the tests start, and seedgrid worker processes (tiny model)."""
+
+import os
+import uuid
+
+import pytest
+
+from client.api import SeedgridClient
+from client.local import LocalWorker
+from shared.embedded_redis import EmbeddedRedis
+
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+# Short enough that a job of a killed worker is handed to another within seconds in the tests.
+TEST_VISIBILITY_TIMEOUT = "8"
+
+
+@pytest.fixture(scope="session")
+def redis_server():
+    with EmbeddedRedis() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def redis_url(redis_server) -> str:
+    return redis_server.url
+
+
+class WorkerFactory:
+    """Start tiny-model worker processes on a Redis and stop them all at the end."""
+
+    def __init__(self, redis_url: str, log_dir):
+        self.redis_url = redis_url
+        self.log_dir = log_dir
+        self.workers: list[LocalWorker] = []
+
+    def start(self, name: str | None = None, extra_args: list[str] | None = None, wait: bool = True,
+              model: str = "tiny") -> LocalWorker:
+        name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
+        log_path = str(self.log_dir / f"{name}.log")
+        worker = LocalWorker(self.redis_url, model, "cpu", log_path=log_path, extra_args=["--name", name, *(extra_args or [])],
+                             env={"SEEDGRID_VISIBILITY_TIMEOUT": TEST_VISIBILITY_TIMEOUT})
+        worker.name, worker.log_path = name, log_path
+        self.workers.append(worker)
+        if wait:
+            self.wait_online(worker)
+        return worker
+
+    def wait_online(self, worker: LocalWorker, timeout: float = 120.0) -> None:
+        with SeedgridClient(self.redis_url) as client:
+            import time
+
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if any(w.name == worker.name for w in client.workers()):
+                    return
+                assert worker.alive(), f"worker {worker.name} exited:\n{open(worker.log_path).read()[-3000:]}"
+                time.sleep(0.2)
+        raise TimeoutError(f"worker {worker.name} did not come online")
+
+    def stop_all(self) -> None:
+        for worker in self.workers:
+            worker.stop()
+
+
+@pytest.fixture(scope="session")
+def session_workers(redis_url, tmp_path_factory):
+    factory = WorkerFactory(redis_url, tmp_path_factory.mktemp("worker-logs"))
+    yield factory
+    factory.stop_all()
+
+
+@pytest.fixture(scope="session")
+def tiny_worker(session_workers) -> LocalWorker:
+    """One tiny worker shared by the tests that only need the system to work."""
+    return session_workers.start(name="shared-tiny")
+
+
+@pytest.fixture
+def client(redis_url):
+    """A client with its own id, so each test sees only its own jobs."""
+    with SeedgridClient(redis_url, client_id=f"test-{uuid.uuid4().hex[:8]}") as c:
+        yield c
