@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from shared.embedded_redis import EmbeddedRedis, join_hint, redact
+    from shared.embedded_redis import EmbeddedRedis, join_hint
 
     embedded = None
     url = args.redis
@@ -53,9 +53,8 @@ def serve(url: str, args: argparse.Namespace) -> int:
     from worker.celery_app import app
     from worker.heartbeat import Heartbeat
     from worker.runtime import WorkerRuntime
-    from worker.tasks import EngineTask
-
     from shared.embedded_redis import redact
+    from worker.tasks import EngineTask
 
     log = logging.getLogger("seedgrid.worker")
     log.info("loading %s on %s", args.model, args.device or "the default device")

@@ -60,9 +60,10 @@ class PipelineEngine:
                     raise
                 self._release_memory()
                 if len(batch) > 1:
-                    self.max_batch = max(1, len(batch) // 2)
+                    self.max_batch = (len(batch) + 1) // 2
                     log.warning("out of memory at batch %d; retrying at %d", len(batch), self.max_batch)
-                    pending.extendleft(reversed(_chunks(batch, self.max_batch)))
+                    rest = [item for chunk in pending for item in chunk]
+                    pending = deque(_chunks(batch + rest, self.max_batch))
                     continue
                 if self._slicing:
                     raise
@@ -83,9 +84,15 @@ class PipelineEngine:
         generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
         latents = self.initial_noise(request, generators)
         steps, size = request.steps, len(batch)
+        reported = 0
 
-        def step_end(_pipe, index, _timestep, kwargs):
-            on_step(index + 1, steps, size)
+        def step_end(pipe_, index, _timestep, kwargs):
+            # Heun, DPM2 and PNDM run more denoising loop iterations than steps; report each step 1..n once.
+            nonlocal reported
+            done = (index + 1) * steps // pipe_.num_timesteps
+            while reported < done:
+                reported += 1
+                on_step(reported, steps, size)
             return kwargs
 
         with torch.inference_mode():
@@ -114,6 +121,7 @@ class PipelineEngine:
         noise = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
         return noise.to(self.device, self.dtype)
 
+    @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> list[Image.Image | None]:
         """VAE-decode; a NaN or black image is decoded again with the VAE in float32."""
         vae = self.pipeline.vae

@@ -35,7 +35,9 @@ def load_pipeline(model: str, device: str, vae: str | None = None) -> StableDiff
     """Build or load the pipeline and move it to `device`, with the optimizations that device allows."""
     dtype = dtype_for(device)
     if model == TINY_MODEL_NAME:
-        pipeline = build_tiny_pipeline().to(dtype=dtype)
+        pipeline = build_tiny_pipeline()
+        if dtype != torch.float32:
+            pipeline = pipeline.to(dtype=dtype)
     else:
         pipeline = _load_real(model, dtype)
     if vae:
