@@ -3,6 +3,8 @@
 import os
 import subprocess
 import sys
+import tempfile
+import time
 
 import psutil
 
@@ -13,27 +15,47 @@ SEEDGRID = [sys.executable, "-m", "client.cli.main"]
 
 
 def seedgrid(*args: str, redis_url: str | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    return seedgrid_tracked(*args, redis_url=redis_url, timeout=timeout)[0]
+
+
+def seedgrid_tracked(*args: str, redis_url: str | None = None,
+                     timeout: float = 300) -> tuple[subprocess.CompletedProcess, set[int]]:
+    """Run `seedgrid`; also return the pids of every process it started (a private Redis, a worker)."""
     env = {k: v for k, v in os.environ.items() if k != "SEEDGRID_REDIS_URL"}
     if redis_url:
         env["SEEDGRID_REDIS_URL"] = redis_url
-    return subprocess.run([*SEEDGRID, *args], capture_output=True, text=True, timeout=timeout, env=env)
+    with tempfile.TemporaryFile("w+") as out, tempfile.TemporaryFile("w+") as err:
+        proc = subprocess.Popen([*SEEDGRID, *args], stdout=out, stderr=err, text=True, env=env)
+        parent, children, deadline = psutil.Process(proc.pid), set(), time.monotonic() + timeout
+        while proc.poll() is None:
+            try:
+                children |= {c.pid for c in parent.children(recursive=True)}
+            except psutil.NoSuchProcess:
+                pass
+            if time.monotonic() > deadline:
+                proc.kill()
+                raise TimeoutError(f"seedgrid {' '.join(args)} ran over {timeout} s")
+            time.sleep(0.1)
+        out.seek(0)
+        err.seek(0)
+        return subprocess.CompletedProcess(proc.args, proc.returncode, out.read(), err.read()), children
 
 
-def seedgrid_processes() -> set[int]:
-    """Private Redis servers and worker processes on this machine."""
-    found = set()
-    for proc in psutil.process_iter(["cmdline"]):
-        cmd = " ".join(proc.info["cmdline"] or [])
-        if "redis-server" in cmd or " -m worker " in cmd:
-            found.add(proc.pid)
-    return found
+def still_running(pids: set[int]) -> set[int]:
+    alive = set()
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.add(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
 
 
 def test_generate_alone_starts_private_redis_and_worker_and_leaves_nothing_running(tmp_path):
-    before = seedgrid_processes()
-    result = seedgrid("generate", "a lighthouse at dusk", "--prompt", "a lighthouse at dawn", "--seeds", "3,17",
-                      "--steps", "6", "--width", "64", "--height", "96", "--scheduler", "euler",
-                      "--out", str(tmp_path), "--grid")
+    result, started = seedgrid_tracked("generate", "a lighthouse at dusk", "--prompt", "a lighthouse at dawn",
+                                       "--seeds", "3,17", "--steps", "6", "--width", "64", "--height", "96",
+                                       "--scheduler", "euler", "--out", str(tmp_path), "--grid")
     assert result.returncode == 0, result.stderr
     assert "started a private one" in result.stderr and "succeeded" in result.stderr
     pngs = sorted(p for p in tmp_path.glob("*.png") if p.name != "grid.png")
@@ -42,7 +64,7 @@ def test_generate_alone_starts_private_redis_and_worker_and_leaves_nothing_runni
     assert meta.request == JobRequest(prompts=["a lighthouse at dusk", "a lighthouse at dawn"], seeds=[3, 17],
                                       steps=6, width=64, height=96, scheduler="euler")
     assert (meta.item.prompt, meta.item.seed) == ("a lighthouse at dawn", 17)
-    assert seedgrid_processes() <= before
+    assert len(started) >= 2 and still_running(started) == set()  # a private Redis and a worker, both gone
 
 
 def test_bad_option_is_refused_before_anything_starts(tmp_path):
@@ -85,8 +107,7 @@ def test_workers_jobs_and_cancel_against_a_running_system(redis_url, tiny_worker
 
 
 def test_demo_runs_the_guide_workflow_and_leaves_nothing_running(tmp_path):
-    before = seedgrid_processes()
-    result = seedgrid("demo", "--out", str(tmp_path), timeout=600)
+    result, started = seedgrid_tracked("demo", "--out", str(tmp_path), timeout=600)
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "grid.png").exists() and (tmp_path / "refine.png").exists()
     assert len(list(tmp_path.glob("batch-*.png"))) == 8 and len(list(tmp_path.glob("refine-*.png"))) == 4
@@ -96,4 +117,4 @@ def test_demo_runs_the_guide_workflow_and_leaves_nothing_running(tmp_path):
     refine = read_png_metadata(tmp_path / "refine-001-seed1.png")
     assert refine.item.seed == 1 and refine.item.prompt.startswith("portrait photo of a old warrior chief, tribal")
     assert refine.request.steps == 25
-    assert seedgrid_processes() <= before
+    assert len(started) >= 2 and still_running(started) == set()

@@ -3,7 +3,7 @@
 import argparse
 import sys
 
-from client.cli import admin, demo, generate
+from client.cli import admin, demo, generate, gui
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -19,6 +19,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="serve one model from a Redis queue (needs seedgrid[worker])",
                             add_help=False)
     worker.set_defaults(run=None)
+    gui.add_parsers(sub)
     admin.add_parsers(sub)
     return parser
 

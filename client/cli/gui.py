@@ -1,0 +1,45 @@
+"""`seedgrid gui` (the app on a configured Redis) and `seedgrid up` (Redis, a local worker and the app)."""
+
+import argparse
+import importlib.util
+import os
+import sys
+
+from client.local import LocalStack
+
+
+def add_parsers(subparsers) -> None:
+    url = os.environ.get("SEEDGRID_REDIS_URL")
+    p = subparsers.add_parser("gui", help="open the desktop app (needs seedgrid[client])")
+    p.add_argument("--redis", default=url, help="Redis URL (default: $SEEDGRID_REDIS_URL)")
+    p.set_defaults(run=gui, needs_redis=True)
+    p = subparsers.add_parser("up", help="one machine: a private Redis, a local worker and the app, stopped together")
+    p.add_argument("--model", default="tiny", help="model of the local worker (default: tiny, built in)")
+    p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker")
+    p.add_argument("--redis", default=url, help="use this Redis instead of a private one")
+    p.set_defaults(run=up)
+
+
+def _qt_missing() -> bool:
+    if importlib.util.find_spec("PySide6") is None:
+        print("seedgrid: the desktop app needs PySide6: pip install 'seedgrid[client]'", file=sys.stderr)
+        return True
+    return False
+
+
+def gui(args: argparse.Namespace) -> int:
+    if _qt_missing():
+        return 2
+    from client.gui.app import run_app
+
+    return run_app(args.redis)
+
+
+def up(args: argparse.Namespace) -> int:
+    if _qt_missing():
+        return 2
+    from client.gui.app import run_app
+
+    with LocalStack(args.redis) as stack:
+        stack.start_worker(args.model, args.device)
+        return run_app(stack.redis_url, model=args.model)

@@ -1,0 +1,1 @@
+"""The seedgrid desktop app (PySide6): compose, grids, refine, queue and workers."""

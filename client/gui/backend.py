@@ -1,0 +1,121 @@
+"""All network work of the app, on its own thread: polls Redis and reports through signals."""
+
+import time
+
+import redis
+from PySide6.QtCore import QObject, QTimer, Signal, Slot
+from PySide6.QtGui import QImage
+
+from client.api import SeedgridClient
+from shared.job import JobStatus
+from shared.request import RequestError
+
+WORKERS_EVERY_S = 2.0
+
+
+class Backend(QObject):
+    """Lives in a QThread; the GUI talks to it only through queued signals and slots."""
+
+    connection_changed = Signal(bool, str)
+    workers_changed = Signal(list)  # list[WorkerInfo]
+    job_submitted = Signal(str, object)  # job id, JobRequest
+    submit_failed = Signal(str, str)  # field, message
+    job_changed = Signal(object)  # JobStatus
+    image_ready = Signal(str, int, QImage, bytes)  # job id, item index, image, PNG with metadata
+    preview_ready = Signal(str, int, int, QImage)  # job id, item index, step, preview
+
+    def __init__(self, redis_url: str, client_id: str | None = None, poll_ms: int = 150):
+        super().__init__()
+        self.redis_url = redis_url
+        self.client_id = client_id
+        self.poll_ms = poll_ms
+        self.client: SeedgridClient | None = None
+        self._timer: QTimer | None = None
+        self._connected: bool | None = None
+        self._workers_at = 0.0
+        self._active: dict[str, JobStatus | None] = {}
+        self._fetched: dict[str, set[int]] = {}
+        self._preview_steps: dict[tuple[str, int], int] = {}
+
+    @Slot()
+    def start(self) -> None:
+        self.client = SeedgridClient(self.redis_url, self.client_id)
+        self._timer = QTimer(self)
+        self._timer.timeout.connect(self.poll)
+        self._timer.start(self.poll_ms)
+        self.poll()
+
+    @Slot()
+    def stop(self) -> None:
+        if self._timer:
+            self._timer.stop()
+        if self.client:
+            self.client.close()
+
+    @Slot(object)
+    def submit(self, request) -> None:
+        try:
+            job_id = self.client.submit(request)
+        except RequestError as exc:
+            self.submit_failed.emit(exc.field, str(exc))
+            return
+        except (redis.RedisError, OSError) as exc:
+            self.submit_failed.emit("", f"not sent: Redis is unreachable ({exc})")
+            return
+        self._active[job_id] = None
+        self._fetched[job_id] = set()
+        self.job_submitted.emit(job_id, request)
+        self.poll()
+
+    @Slot(str)
+    def cancel(self, job_id: str) -> None:
+        try:
+            self.client.cancel(job_id)
+        except (redis.RedisError, OSError, KeyError) as exc:
+            self.connection_changed.emit(False, f"cancel failed: {exc}")
+        self.poll()
+
+    @Slot()
+    def poll(self) -> None:
+        try:
+            if time.monotonic() - self._workers_at > WORKERS_EVERY_S:
+                self._workers_at = time.monotonic()
+                self.workers_changed.emit(self.client.workers())
+            for job_id in list(self._active):
+                self._poll_job(job_id)
+        except (redis.RedisError, OSError) as exc:
+            if self._connected is not False:
+                self._connected = False
+                self.connection_changed.emit(False, f"Redis unreachable ({type(exc).__name__}); retrying")
+            return
+        if self._connected is not True:
+            self._connected = True
+            self.connection_changed.emit(True, "connected")
+
+    def _poll_job(self, job_id: str) -> None:
+        status = self.client.status(job_id)
+        if status != self._active[job_id]:
+            self._active[job_id] = status
+            self.job_changed.emit(status)
+        fetched = self._fetched[job_id]
+        for record in self.client.images(job_id):
+            if record.index in fetched:
+                continue
+            png = self.client.image_png(job_id, record.index)
+            fetched.add(record.index)
+            self.image_ready.emit(job_id, record.index, QImage.fromData(png), png)
+        if not status.state.finished:
+            self._poll_previews(job_id, status, fetched)
+        elif len(fetched) >= len(self.client.images(job_id)):
+            del self._active[job_id]
+
+    def _poll_previews(self, job_id: str, status: JobStatus, fetched: set[int]) -> None:
+        preview = getattr(self.client, "preview", None)
+        if preview is None or status.request is None:
+            return
+        in_flight = [i for i in range(status.images_total) if i not in fetched][: max(1, status.batch_size)]
+        for index in in_flight:
+            found = preview(job_id, index)
+            if found and found[0] > self._preview_steps.get((job_id, index), 0):
+                self._preview_steps[(job_id, index)] = found[0]
+                self.preview_ready.emit(job_id, index, found[0], QImage.fromData(found[1]))

@@ -1,0 +1,135 @@
+"""Prompt, negative prompt and settings; each invalid value is flagged at its field before sending."""
+
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout,
+    QWidget,
+)
+
+from shared import limits as L
+from shared.request import JobRequest, RequestError, parse_request
+from shared.seeds import parse_seeds
+
+ERROR_STYLE = "color: #c62828;"
+
+
+class ComposePanel(QWidget):
+    generate_requested = Signal(object)  # a valid JobRequest
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.prompt = QPlainTextEdit(placeholderText="portrait photo of a old warrior chief")
+        self.prompt.setFixedHeight(80)
+        self.negative = QLineEdit(placeholderText="blurry, low quality")
+        self.model = QComboBox(editable=True)
+        self.model.setEditText("tiny")
+        self.scheduler = QComboBox()
+        self.scheduler.addItems(L.SCHEDULER_NAMES)
+        self.steps = _spin(0, 1000, 20)
+        self.guidance = QDoubleSpinBox(minimum=-100.0, maximum=100.0, singleStep=0.5, value=7.5, decimals=1)
+        self.width_box = _spin(0, 8192, 512, step=8)
+        self.height_box = _spin(0, 8192, 512, step=8)
+        self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
+        self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
+        self.errors: dict[str, QLabel] = {}
+        self._served: dict[str, list[str]] = {}
+
+        form = QFormLayout()
+        for field, label, widget in [
+            ("prompts", "Prompt", self.prompt), ("negative_prompt", "Negative", self.negative),
+            ("model", "Model", self.model), ("scheduler", "Scheduler", self.scheduler), ("steps", "Steps", self.steps),
+            ("guidance", "Guidance", self.guidance), ("width", "Width", self.width_box),
+            ("height", "Height", self.height_box), ("seeds", "Seeds", self.seeds),
+        ]:
+            form.addRow(label, widget)
+            error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE, visible=False)
+            error.setObjectName(f"error_{field}")
+            self.errors[field] = error
+            form.addRow("", error)
+        self.general_error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE, visible=False)
+        layout = QVBoxLayout(self)
+        layout.addLayout(form)
+        layout.addWidget(self.general_error)
+        layout.addWidget(self.generate_button)
+        layout.addStretch(1)
+
+        self.generate_button.clicked.connect(self.submit)
+        self.model.currentTextChanged.connect(self._model_changed)
+
+    def prompts(self) -> list[str]:
+        return [self.prompt.toPlainText().strip()]
+
+    def build_request(self, prompts: list[str] | None = None, seeds: list[int] | None = None) -> JobRequest | None:
+        """The request the fields describe, or None with the problem shown at its field."""
+        self.clear_errors()
+        try:
+            if seeds is None:
+                seeds = parse_seeds(self.seeds.text())
+            return parse_request({
+                "model": self.model.currentText().strip(), "prompts": prompts or self.prompts(), "seeds": seeds,
+                "negative_prompt": self.negative.text(), "width": self.width_box.value(),
+                "height": self.height_box.value(), "steps": self.steps.value(), "guidance": self.guidance.value(),
+                "scheduler": self.scheduler.currentText(),
+            })
+        except RequestError as exc:
+            self.show_error(exc.field, str(exc))
+            return None
+
+    def submit(self) -> None:
+        request = self.build_request()
+        if request is not None:
+            self.generate_requested.emit(request)
+
+    def show_error(self, field: str, message: str) -> None:
+        label = self.errors.get("seeds" if field == "items" else field, self.general_error)
+        label.setText(message)
+        label.setVisible(True)
+
+    def clear_errors(self) -> None:
+        for label in [*self.errors.values(), self.general_error]:
+            label.clear()
+            label.setVisible(False)
+
+    def set_served_models(self, served: dict[str, list[str]]) -> None:
+        if served == self._served:
+            return
+        self._served = served
+        current = self.model.currentText()
+        self.model.blockSignals(True)
+        self.model.clear()
+        self.model.addItems(sorted(served))
+        self.model.setEditText(current if current else next(iter(sorted(served)), "tiny"))
+        self.model.blockSignals(False)
+        self._model_changed(self.model.currentText())
+
+    def load_request(self, request: JobRequest) -> None:
+        """Restore every setting a request holds (from a PNG or a grid)."""
+        self.prompt.setPlainText(request.prompts[0])
+        self.negative.setText(request.negative_prompt)
+        self.model.setEditText(request.model)
+        self.scheduler.setCurrentText(request.scheduler)
+        self.steps.setValue(request.steps)
+        self.guidance.setValue(request.guidance)
+        self.width_box.setValue(request.width)
+        self.height_box.setValue(request.height)
+        self.seeds.setText(",".join(str(s) for s in request.seeds))
+        self.clear_errors()
+
+    def _model_changed(self, model: str) -> None:
+        schedulers = self._served.get(model.strip())
+        if schedulers is None:
+            if self._served:
+                self.show_error("model", f"model: no online worker serves {model!r}")
+            return
+        self.errors["model"].setVisible(False)
+        current = self.scheduler.currentText()
+        self.scheduler.clear()
+        self.scheduler.addItems(schedulers)
+        if current in schedulers:
+            self.scheduler.setCurrentText(current)
+
+
+def _spin(low: int, high: int, value: int, step: int = 1) -> QSpinBox:
+    box = QSpinBox(minimum=low, maximum=high, singleStep=step)
+    box.setValue(value)
+    return box

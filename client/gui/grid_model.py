@@ -1,0 +1,103 @@
+"""One job as a grid: prompts are rows, seeds are columns; cells fill in as images arrive."""
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtGui import QImage
+
+from shared.job import JobState, JobStatus
+from shared.request import Item, JobRequest
+
+ItemRole = Qt.ItemDataRole.UserRole + 1  # the cell's Item (prompt, seed, index)
+ImageRole = Qt.ItemDataRole.UserRole + 2  # final QImage, or None
+PreviewRole = Qt.ItemDataRole.UserRole + 3  # latest preview QImage, or None
+PngRole = Qt.ItemDataRole.UserRole + 4  # the PNG bytes with their metadata
+ProgressRole = Qt.ItemDataRole.UserRole + 5  # 0..1 for a cell still being made
+
+
+class GridModel(QAbstractTableModel):
+    def __init__(self, job_id: str, request: JobRequest, parent=None):
+        super().__init__(parent)
+        self.job_id = job_id
+        self.request = request
+        self.items: list[Item] = request.items()
+        self.status: JobStatus | None = None
+        self.images: dict[int, QImage] = {}
+        self.pngs: dict[int, bytes] = {}
+        self.previews: dict[int, QImage] = {}
+
+    @property
+    def title(self) -> str:
+        prompt = self.request.prompts[0]
+        state = self.status.state.value if self.status else "queued"
+        more = f" (+{len(self.request.prompts) - 1} prompts)" if len(self.request.prompts) > 1 else ""
+        return f"{prompt[:48]}{more} · {len(self.request.seeds)} seeds · {state}"
+
+    @property
+    def complete(self) -> bool:
+        return len(self.images) == len(self.items)
+
+    def rowCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.request.prompts)
+
+    def columnCount(self, parent=QModelIndex()) -> int:
+        return 0 if parent.isValid() else len(self.request.seeds)
+
+    def item_at(self, row: int, col: int) -> Item:
+        return self.items[row * len(self.request.seeds) + col]
+
+    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+        if not index.isValid():
+            return None
+        item = self.item_at(index.row(), index.column())
+        if role == Qt.ItemDataRole.DisplayRole:
+            return f"seed {item.seed}"
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return f"{item.prompt}\nseed {item.seed}"
+        if role == ItemRole:
+            return item
+        if role == ImageRole:
+            return self.images.get(item.index)
+        if role == PreviewRole:
+            return self.previews.get(item.index)
+        if role == PngRole:
+            return self.pngs.get(item.index)
+        if role == ProgressRole:
+            return self._cell_progress(item.index)
+        return None
+
+    def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
+        if role not in (Qt.ItemDataRole.DisplayRole, Qt.ItemDataRole.ToolTipRole):
+            return None
+        if orientation == Qt.Orientation.Horizontal:
+            return f"seed {self.request.seeds[section]}"
+        prompt = self.request.prompts[section]
+        return prompt if role == Qt.ItemDataRole.ToolTipRole or len(prompt) <= 40 else prompt[:39] + "…"
+
+    def set_status(self, status: JobStatus) -> None:
+        self.status = status
+        self._changed_all()
+
+    def set_image(self, index: int, image: QImage, png: bytes) -> None:
+        self.images[index] = image
+        self.pngs[index] = png
+        self.previews.pop(index, None)
+        self._changed(index)
+
+    def set_preview(self, index: int, image: QImage) -> None:
+        if index not in self.images:
+            self.previews[index] = image
+            self._changed(index)
+
+    def _cell_progress(self, index: int) -> float | None:
+        if index in self.images or self.status is None:
+            return None
+        if self.status.state == JobState.RUNNING and self.status.steps:
+            return self.status.step / self.status.steps
+        return 0.0
+
+    def _changed(self, index: int) -> None:
+        cell = self.index(index // len(self.request.seeds), index % len(self.request.seeds))
+        self.dataChanged.emit(cell, cell)
+
+    def _changed_all(self) -> None:
+        if self.items:
+            self.dataChanged.emit(self.index(0, 0), self.index(self.rowCount() - 1, self.columnCount() - 1))

@@ -1,0 +1,66 @@
+"""The grid in the centre of the window: a table of cells, each an image, a preview or a placeholder."""
+
+from PySide6.QtCore import QRect, QSize, Qt, Signal
+from PySide6.QtGui import QColor, QPainter
+from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate, QTableView
+
+from client.gui.grid_model import ImageRole, ItemRole, PreviewRole, ProgressRole
+
+PLACEHOLDER = QColor(70, 70, 70)
+SELECTED = QColor(66, 133, 244)
+
+
+class CellDelegate(QStyledItemDelegate):
+    def paint(self, painter: QPainter, option, index) -> None:
+        painter.save()
+        rect = option.rect.adjusted(2, 2, -2, -2)
+        image = index.data(ImageRole) or index.data(PreviewRole)
+        if image is not None and not image.isNull():
+            scaled = image.scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio,
+                                  Qt.TransformationMode.SmoothTransformation)
+            x = rect.x() + (rect.width() - scaled.width()) // 2
+            y = rect.y() + (rect.height() - scaled.height()) // 2
+            painter.drawImage(x, y, scaled)
+        else:
+            painter.fillRect(rect, PLACEHOLDER)
+        progress = index.data(ProgressRole)
+        if progress is not None:
+            bar = QRect(rect.x(), rect.bottom() - 5, int(rect.width() * progress), 5)
+            painter.fillRect(bar, SELECTED)
+        label_rect = QRect(rect.x(), rect.y(), rect.width(), 18)
+        painter.fillRect(label_rect, QColor(0, 0, 0, 140))
+        painter.setPen(Qt.GlobalColor.white)
+        painter.drawText(label_rect.adjusted(4, 0, -4, 0), Qt.AlignmentFlag.AlignVCenter, f"seed {index.data(ItemRole).seed}")
+        if option.state & QStyle.StateFlag.State_Selected:
+            painter.setPen(SELECTED)
+            painter.drawRect(rect.adjusted(0, 0, -1, -1))
+        painter.restore()
+
+    def sizeHint(self, option, index) -> QSize:
+        return QSize(160, 160)
+
+
+class GridView(QTableView):
+    cell_activated = Signal(int, int)  # row, column (double click: the larger view)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setItemDelegate(CellDelegate(self))
+        self.setSelectionMode(QAbstractItemView.SelectionMode.SingleSelection)
+        self.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectItems)
+        self.setEditTriggers(QAbstractItemView.EditTrigger.NoEditTriggers)
+        self.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Fixed)
+        self.verticalHeader().setMaximumWidth(260)
+        self.doubleClicked.connect(lambda index: self.cell_activated.emit(index.row(), index.column()))
+        self.set_cell_size(160)
+
+    def set_cell_size(self, pixels: int) -> None:
+        """Zoom between thumbnails and full size."""
+        self.cell_size = pixels
+        self.horizontalHeader().setDefaultSectionSize(pixels)
+        self.verticalHeader().setDefaultSectionSize(pixels)
+
+    def selected_cell(self) -> tuple[int, int] | None:
+        indexes = self.selectionModel().selectedIndexes() if self.selectionModel() else []
+        return (indexes[0].row(), indexes[0].column()) if indexes else None

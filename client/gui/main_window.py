@@ -1,0 +1,296 @@
+"""The main window: compose on the left, the grid in the centre, history, queue and workers at the side."""
+
+import io
+import secrets
+from pathlib import Path
+
+from PIL import Image
+from PySide6.QtCore import QMetaObject, QThread, Qt, Signal
+from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QShortcut
+from PySide6.QtWidgets import (
+    QAbstractItemView, QDockWidget, QFileDialog, QLabel, QListView, QMainWindow, QPushButton, QSlider,
+    QTableView, QToolBar, QVBoxLayout, QWidget,
+)
+
+from client.gui.backend import Backend
+from client.gui.compose_panel import ComposePanel
+from client.gui.grid_model import GridModel, PngRole
+from client.gui.grid_view import GridView
+from client.gui.history_model import GridRole, HistoryModel
+from client.gui.image_dialog import ImageDialog
+from client.gui.jobs_model import JobIdRole, JobsModel
+from client.gui.refine_dialog import RefineDialog
+from client.gui.workers_model import WorkersModel
+from shared import limits as L
+from shared.grid import grid_for_job
+from shared.job import JobStatus
+from shared.pngmeta import read_png_metadata
+from shared.request import RequestError, parse_request
+
+
+class MainWindow(QMainWindow):
+    submit_requested = Signal(object)
+    cancel_requested = Signal(str)
+
+    def __init__(self, redis_url: str, client_id: str | None = None):
+        super().__init__()
+        self.setWindowTitle("seedgrid")
+        self.setAcceptDrops(True)
+        self.history = HistoryModel(self)
+        self.jobs = JobsModel(self)
+        self.workers = WorkersModel(self)
+        self.current_grid: GridModel | None = None
+        self.connected = False
+
+        self.compose = ComposePanel()
+        self.grid_view = GridView()
+        self.connection_label = QLabel("connecting…")
+        self.statusBar().addPermanentWidget(self.connection_label)
+        self._build_layout()
+        self._start_backend(redis_url, client_id)
+
+    # -- layout
+    def _build_layout(self) -> None:
+        toolbar = QToolBar("Grid", movable=False)
+        self.addToolBar(toolbar)
+        self.actions_by_name: dict[str, QAction] = {}
+        for name, text, slot in [
+            ("refine", "Refine…", self.open_refine_dialog), ("more_seeds", "More seeds", self.more_seeds),
+            ("save_image", "Save image…", self.save_image_dialog), ("save_grid", "Save grid…", self.save_grid_dialog),
+            ("copy_parameters", "Copy parameters", self.copy_parameters), ("open_png", "Open PNG…", self.open_png_dialog),
+            ("cancel", "Cancel job", self.cancel_current),
+        ]:
+            action = toolbar.addAction(text)
+            action.triggered.connect(slot)
+            self.actions_by_name[name] = action
+        self.zoom = QSlider(Qt.Orientation.Horizontal, minimum=64, maximum=768, value=160)
+        self.zoom.setMaximumWidth(160)
+        self.zoom.valueChanged.connect(self.grid_view.set_cell_size)
+        toolbar.addSeparator()
+        toolbar.addWidget(QLabel(" zoom "))
+        toolbar.addWidget(self.zoom)
+        self.setCentralWidget(self.grid_view)
+
+        self.history_view = QListView()
+        self.history_view.setModel(self.history)
+        self.history_view.clicked.connect(lambda index: self.show_grid(index.data(GridRole)))
+        self._dock("Grids", self.history_view, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Compose", self.compose, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+        self.jobs_view = _table(self.jobs)
+        cancel_selected = QPushButton("Cancel selected job")
+        cancel_selected.clicked.connect(self.cancel_selected_job)
+        queue = QWidget()
+        queue_layout = QVBoxLayout(queue)
+        queue_layout.addWidget(self.jobs_view)
+        queue_layout.addWidget(cancel_selected)
+        self._dock("Queue", queue, Qt.DockWidgetArea.RightDockWidgetArea)
+        self._dock("Workers", _table(self.workers), Qt.DockWidgetArea.RightDockWidgetArea)
+
+        self.compose.generate_requested.connect(self.submit)
+        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.compose.submit)
+        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.compose.submit)
+        self.grid_view.cell_activated.connect(self.show_image)
+        self.resize(1400, 900)
+
+    def _dock(self, title: str, widget: QWidget, area) -> None:
+        dock = QDockWidget(title, self)
+        dock.setObjectName(title)
+        dock.setWidget(widget)
+        self.addDockWidget(area, dock)
+
+    def _start_backend(self, redis_url: str, client_id: str | None) -> None:
+        self.thread = QThread(self)
+        self.backend = Backend(redis_url, client_id)
+        self.backend.moveToThread(self.thread)
+        self.thread.started.connect(self.backend.start)
+        self.submit_requested.connect(self.backend.submit)
+        self.cancel_requested.connect(self.backend.cancel)
+        self.backend.connection_changed.connect(self._connection_changed)
+        self.backend.workers_changed.connect(self._workers_changed)
+        self.backend.job_submitted.connect(self._job_submitted)
+        self.backend.submit_failed.connect(self.compose.show_error)
+        self.backend.job_changed.connect(self._job_changed)
+        self.backend.image_ready.connect(self._image_ready)
+        self.backend.preview_ready.connect(self._preview_ready)
+        self.thread.start()
+
+    def closeEvent(self, event) -> None:
+        self.shutdown()
+        super().closeEvent(event)
+
+    def shutdown(self) -> None:
+        if self.thread.isRunning():
+            QMetaObject.invokeMethod(self.backend, "stop", Qt.ConnectionType.BlockingQueuedConnection)
+            self.thread.quit()
+            self.thread.wait(5000)
+
+    # -- actions
+    def submit(self, request) -> None:
+        self.statusBar().showMessage("submitting…", 2000)
+        self.submit_requested.emit(request)
+
+    def show_grid(self, grid: GridModel | None) -> None:
+        self.current_grid = grid
+        self.grid_view.setModel(grid)
+
+    def selected_item(self):
+        cell = self.grid_view.selected_cell()
+        if self.current_grid is None or cell is None:
+            return None
+        return self.current_grid.item_at(*cell)
+
+    def open_refine_dialog(self) -> RefineDialog | None:
+        item = self.selected_item()
+        if item is None:
+            self.statusBar().showMessage("select a cell to refine", 3000)
+            return None
+        dialog = RefineDialog(item.prompt, item.seed, self)
+        base = self.current_grid.request
+        dialog.accepted.connect(lambda: self._submit_variant(base, dialog.prompts(), [item.seed]))
+        dialog.open()
+        return dialog
+
+    def more_seeds(self) -> None:
+        """The same prompts at as many new random seeds as the current grid has."""
+        if self.current_grid is None:
+            return
+        base = self.current_grid.request
+        count = min(len(base.seeds), L.MAX_ITEMS // len(base.prompts))
+        self._submit_variant(base, list(base.prompts), [secrets.randbelow(L.MAX_SEED + 1) for _ in range(count)])
+
+    def _submit_variant(self, base, prompts: list[str], seeds: list[int]) -> None:
+        try:
+            request = parse_request({**base.model_dump(), "prompts": prompts, "seeds": seeds})
+        except RequestError as exc:
+            self.compose.show_error(exc.field, str(exc))
+            return
+        self.submit(request)
+
+    def cancel_current(self) -> None:
+        if self.current_grid is not None:
+            self.cancel_requested.emit(self.current_grid.job_id)
+
+    def cancel_selected_job(self) -> None:
+        for index in self.jobs_view.selectionModel().selectedRows():
+            self.cancel_requested.emit(index.data(JobIdRole))
+
+    def selected_png(self) -> bytes | None:
+        cell = self.grid_view.selected_cell()
+        if self.current_grid is None or cell is None:
+            return None
+        return self.current_grid.index(*cell).data(PngRole)
+
+    def save_image_dialog(self) -> None:
+        png = self.selected_png()
+        if png is None:
+            return
+        item = self.selected_item()
+        path, _ = QFileDialog.getSaveFileName(self, "Save image", f"seed{item.seed}.png", "PNG (*.png)")
+        if path:
+            Path(path).write_bytes(png)
+
+    def save_grid(self, path: str | Path) -> None:
+        grid = self.current_grid
+        images = {i: Image.open(io.BytesIO(png)) for i, png in grid.pngs.items()}
+        grid_for_job(grid.request, images).save(path)
+
+    def save_grid_dialog(self) -> None:
+        if self.current_grid is not None:
+            path, _ = QFileDialog.getSaveFileName(self, "Save grid", "grid.png", "PNG (*.png)")
+            if path:
+                self.save_grid(path)
+
+    def copy_parameters(self) -> None:
+        png = self.selected_png()
+        if png is not None:
+            QGuiApplication.clipboard().setText(read_png_metadata(png).parameters)
+
+    def open_png_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open PNG", "", "PNG (*.png)")
+        if path:
+            self.restore_from_png(path)
+
+    def restore_from_png(self, path: str | Path) -> bool:
+        """Restore every setting a seedgrid (or A1111-style) PNG holds into the compose panel."""
+        try:
+            meta = read_png_metadata(path)
+        except (ValueError, OSError) as exc:
+            self.statusBar().showMessage(f"cannot read {Path(path).name}: {exc}", 6000)
+            return False
+        if meta.request is None:
+            self.statusBar().showMessage(f"{Path(path).name} holds no generation parameters", 6000)
+            return False
+        request = meta.request
+        if meta.item is not None:
+            request = request.model_copy(update={"prompts": [meta.item.prompt], "seeds": [meta.item.seed]})
+        self.compose.load_request(request)
+        self.statusBar().showMessage(f"settings restored from {Path(path).name}", 4000)
+        return True
+
+    def show_image(self, row: int, col: int) -> ImageDialog | None:
+        index = self.current_grid.index(row, col)
+        png = index.data(PngRole)
+        if png is None:
+            return None
+        dialog = ImageDialog(QImage.fromData(png), read_png_metadata(png).parameters, self)
+        dialog.open()
+        return dialog
+
+    # -- drag and drop of PNGs
+    def dragEnterEvent(self, event) -> None:
+        if any(url.toLocalFile().lower().endswith(".png") for url in event.mimeData().urls()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:
+        for url in event.mimeData().urls():
+            if url.toLocalFile().lower().endswith(".png"):
+                self.restore_from_png(url.toLocalFile())
+                event.acceptProposedAction()
+                return
+
+    # -- from the backend
+    def _connection_changed(self, ok: bool, message: str) -> None:
+        self.connected = ok
+        self.connection_label.setText(message)
+        self.connection_label.setStyleSheet("" if ok else "color: #c62828;")
+
+    def _workers_changed(self, workers: list) -> None:
+        self.workers.set_workers(workers)
+        self.compose.set_served_models(self.workers.models())
+        if not workers:
+            self.statusBar().showMessage("no online workers", 3000)
+
+    def _job_submitted(self, job_id: str, request) -> None:
+        grid = GridModel(job_id, request, self)
+        self.history.add(grid)
+        self.show_grid(grid)
+        self.jobs.upsert(JobStatus(job_id=job_id, state="queued", request=request,
+                                   images_total=len(request.prompts) * len(request.seeds)))
+
+    def _job_changed(self, status: JobStatus) -> None:
+        self.jobs.upsert(status)
+        grid = self.history.find(status.job_id)
+        if grid is not None:
+            grid.set_status(status)
+        if status.error:
+            self.statusBar().showMessage(f"job {status.job_id[:8]} {status.state.value}: {status.error}", 8000)
+
+    def _image_ready(self, job_id: str, index: int, image: QImage, png: bytes) -> None:
+        grid = self.history.find(job_id)
+        if grid is not None:
+            grid.set_image(index, image, png)
+
+    def _preview_ready(self, job_id: str, index: int, step: int, image: QImage) -> None:
+        grid = self.history.find(job_id)
+        if grid is not None:
+            grid.set_preview(index, image)
+
+
+def _table(model) -> QTableView:
+    view = QTableView()
+    view.setModel(model)
+    view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+    view.horizontalHeader().setStretchLastSection(True)
+    view.verticalHeader().setVisible(False)
+    return view

@@ -1,0 +1,112 @@
+"""The desktop app, offscreen, against a real Redis and a real tiny worker; waits on conditions, never sleeps."""
+
+import uuid
+
+import pytest
+from PySide6.QtCore import QItemSelectionModel, QMimeData, QPoint, Qt, QUrl
+from PySide6.QtGui import QDropEvent
+from PIL import Image
+
+from client.gui.main_window import MainWindow
+from shared.job import JobState
+from shared.pngmeta import encode_png
+from shared.request import JobRequest
+
+WAIT = 90_000
+
+
+@pytest.fixture
+def window(qtbot, redis_url, tiny_worker):
+    win = MainWindow(redis_url, client_id=f"gui-{uuid.uuid4().hex[:8]}")
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.connected and "tiny" in win.workers.models(), timeout=WAIT)
+    yield win
+    win.shutdown()
+
+
+def compose(window, qtbot, prompt: str, seeds: str, steps: int = 4, size: int = 64) -> None:
+    c = window.compose
+    c.prompt.clear()
+    qtbot.keyClicks(c.prompt, prompt)
+    c.seeds.setText(seeds)
+    c.steps.setValue(steps)
+    c.width_box.setValue(size)
+    c.height_box.setValue(size)
+
+
+def test_type_a_prompt_and_click_generate_until_four_cells_fill(window, qtbot):
+    compose(window, qtbot, "a lighthouse at dusk", "0-3")
+    qtbot.mouseClick(window.compose.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: window.current_grid is not None and window.current_grid.complete, timeout=WAIT)
+    grid = window.current_grid
+    assert (grid.rowCount(), grid.columnCount()) == (1, 4)
+    assert [grid.headerData(c, Qt.Orientation.Horizontal) for c in range(4)] == [f"seed {s}" for s in range(4)]
+    assert all(not grid.images[i].isNull() and grid.images[i].width() == 64 for i in range(4))
+    qtbot.waitUntil(lambda: grid.status is not None and grid.status.state == JobState.SUCCEEDED, timeout=WAIT)
+    assert window.jobs.jobs[0].state == JobState.SUCCEEDED and window.history.rowCount() == 1
+
+
+def test_refine_a_cell_into_three_prompt_variations_at_the_pinned_seed(window, qtbot, tmp_path):
+    compose(window, qtbot, "portrait photo of a old warrior chief", "0-3")
+    window.compose.submit()
+    qtbot.waitUntil(lambda: window.current_grid is not None and window.current_grid.complete, timeout=WAIT)
+    first = window.current_grid
+    window.grid_view.selectionModel().select(first.index(0, 1), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    dialog = window.open_refine_dialog()
+    assert dialog.editor.toPlainText() == "portrait photo of a old warrior chief"
+    variations = ["portrait photo of the oldest warrior chief", "portrait photo of a warrior chief",
+                  "portrait photo of a young warrior chief"]
+    dialog.editor.setPlainText("\n".join(variations))
+    dialog.accept()
+    qtbot.waitUntil(lambda: window.current_grid is not first and window.current_grid.complete, timeout=WAIT)
+    refined = window.current_grid
+    assert (refined.rowCount(), refined.columnCount()) == (3, 1)
+    assert refined.request.seeds == [1] and refined.request.prompts == variations
+    assert [refined.headerData(r, Qt.Orientation.Vertical) for r in range(3)] == [p[:39] + "…" if len(p) > 40 else p
+                                                                                   for p in variations]
+    assert window.history.rowCount() == 2  # both grids stay reachable
+    window.save_grid(tmp_path / "refined.png")
+    assert Image.open(tmp_path / "refined.png").height > 3 * 64
+
+
+def test_cancel_a_running_job(window, qtbot):
+    compose(window, qtbot, "a long job", "0-7", steps=150, size=128)
+    window.compose.submit()
+    qtbot.waitUntil(lambda: window.current_grid is not None and window.current_grid.status is not None
+                    and window.current_grid.status.state == JobState.RUNNING, timeout=WAIT)
+    window.actions_by_name["cancel"].trigger()
+    qtbot.waitUntil(lambda: window.current_grid.status.state == JobState.CANCELLED, timeout=WAIT)
+    assert window.current_grid.images == {}
+
+
+def test_out_of_range_field_is_flagged_before_submit(window, qtbot):
+    compose(window, qtbot, "a prompt", "0-3")
+    window.compose.width_box.setValue(500)
+    qtbot.mouseClick(window.compose.generate_button, Qt.MouseButton.LeftButton)
+    error = window.compose.errors["width"]
+    assert error.isVisible() and error.text().startswith("width: ") and "multiple of 8 from 64 to 2048" in error.text()
+    window.compose.width_box.setValue(64)
+    window.compose.seeds.setText("9-3")
+    window.compose.submit()
+    assert window.compose.errors["seeds"].isVisible() and not window.compose.errors["width"].isVisible()
+    assert window.history.rowCount() == 0 and window.jobs.rowCount() == 0
+
+
+def test_drop_a_png_restores_its_settings(window, qtbot, tmp_path):
+    request = JobRequest(model="tiny", prompts=["a red fox", "a grey wolf"], seeds=[7, 99], negative_prompt="blurry",
+                         width=320, height=448, steps=33, guidance=4.5, scheduler="euler_a")
+    item = request.items()[3]
+    path = tmp_path / "fox.png"
+    path.write_bytes(encode_png(Image.new("RGB", (320, 448)), request, item))
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(path))])
+    drop = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
+                      Qt.KeyboardModifier.NoModifier)
+    window.dropEvent(drop)  # the window's drop handler with a real QDropEvent (offscreen Qt has no drag source)
+    assert drop.isAccepted()
+    c = window.compose
+    assert c.prompt.toPlainText() == "a grey wolf" and c.seeds.text() == "99"
+    assert (c.negative.text(), c.width_box.value(), c.height_box.value()) == ("blurry", 320, 448)
+    assert (c.steps.value(), c.guidance.value(), c.scheduler.currentText()) == (33, 4.5, "euler_a")
+    assert c.build_request() == request.model_copy(update={"prompts": ["a grey wolf"], "seeds": [99]})
