@@ -110,3 +110,39 @@ def test_drop_a_png_restores_its_settings(window, qtbot, tmp_path):
     assert (c.negative.text(), c.width_box.value(), c.height_box.value()) == ("blurry", 320, 448)
     assert (c.steps.value(), c.guidance.value(), c.scheduler.currentText()) == (33, 4.5, "euler_a")
     assert c.build_request() == request.model_copy(update={"prompts": ["a grey wolf"], "seeds": [99]})
+
+
+def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_path):
+    from shared.embedded_redis import EmbeddedRedis
+    from tests.conftest import WorkerFactory
+
+    data = tmp_path / "redis-data"
+    data.mkdir()
+    server = EmbeddedRedis(data_dir=str(data), appendonly=True).start()
+    port, password = server.port, server.password
+    factory = WorkerFactory(server.url, tmp_path)
+    win = MainWindow(server.url, client_id="gui-restart")
+    qtbot.addWidget(win)
+    try:
+        factory.start(name="restart-worker")
+        qtbot.waitUntil(lambda: win.connected and "tiny" in win.workers.models(), timeout=WAIT)
+        compose(win, qtbot, "before the outage", "0-1")
+        win.compose.submit()
+        qtbot.waitUntil(lambda: win.current_grid is not None and win.current_grid.complete, timeout=WAIT)
+
+        server.stop()
+        qtbot.waitUntil(lambda: not win.connected, timeout=WAIT)
+        assert "unreachable" in win.connection_label.text()
+        server = EmbeddedRedis(port=port, password=password, data_dir=str(data), appendonly=True).start()
+        qtbot.waitUntil(lambda: win.connected, timeout=WAIT)
+
+        before = win.current_grid
+        compose(win, qtbot, "after the outage", "2-3")
+        qtbot.waitUntil(lambda: "tiny" in win.workers.models(), timeout=WAIT)
+        win.compose.submit()
+        qtbot.waitUntil(lambda: win.current_grid is not before and win.current_grid.complete, timeout=WAIT)
+        assert win.current_grid.request.prompts == ["after the outage"] and win.history.rowCount() == 2
+    finally:
+        win.shutdown()
+        factory.stop_all()
+        server.stop()
