@@ -16,8 +16,8 @@ WAIT = 90_000
 
 
 @pytest.fixture
-def window(qtbot, redis_url, tiny_worker):
-    win = MainWindow(redis_url, client_id=f"gui-{uuid.uuid4().hex[:8]}")
+def window(qtbot, redis_url, tiny_worker, tmp_path):
+    win = MainWindow(redis_url, client_id=f"gui-{uuid.uuid4().hex[:8]}", history_dir=tmp_path / "history")
     qtbot.addWidget(win)
     win.show()
     qtbot.waitUntil(lambda: win.connected and "tiny" in win.workers.models(), timeout=WAIT)
@@ -35,7 +35,7 @@ def compose(window, qtbot, prompt: str, seeds: str, steps: int = 4, size: int = 
     c.height_box.setValue(size)
 
 
-def test_type_a_prompt_and_click_generate_until_four_cells_fill(window, qtbot):
+def test_type_a_prompt_and_click_generate_until_four_cells_fill(window, qtbot, tmp_path):
     compose(window, qtbot, "a lighthouse at dusk", "0-3")
     qtbot.mouseClick(window.compose.generate_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.current_grid is not None and window.current_grid.complete, timeout=WAIT)
@@ -45,6 +45,16 @@ def test_type_a_prompt_and_click_generate_until_four_cells_fill(window, qtbot):
     assert all(not grid.images[i].isNull() and grid.images[i].width() == 64 for i in range(4))
     qtbot.waitUntil(lambda: grid.status is not None and grid.status.state == JobState.SUCCEEDED, timeout=WAIT)
     assert window.jobs.jobs[0].state == JobState.SUCCEEDED and window.history.rowCount() == 1
+
+    # The grid is kept in the data folder: a new window (an app restart) shows it again.
+    window.shutdown()
+    again = MainWindow(window.backend.redis_url, history_dir=tmp_path / "history")
+    qtbot.addWidget(again)
+    try:
+        assert again.history.rowCount() == 1 and again.current_grid.job_id == grid.job_id
+        assert again.current_grid.complete and again.current_grid.pngs == grid.pngs
+    finally:
+        again.shutdown()
 
 
 def test_refine_a_cell_into_three_prompt_variations_at_the_pinned_seed(window, qtbot, tmp_path):
@@ -121,7 +131,7 @@ def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_p
     server = EmbeddedRedis(data_dir=str(data), appendonly=True).start()
     port, password = server.port, server.password
     factory = WorkerFactory(server.url, tmp_path)
-    win = MainWindow(server.url, client_id="gui-restart")
+    win = MainWindow(server.url, client_id="gui-restart", history_dir=tmp_path / "history")
     qtbot.addWidget(win)
     try:
         factory.start(name="restart-worker")
@@ -146,3 +156,16 @@ def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_p
         win.shutdown()
         factory.stop_all()
         server.stop()
+
+
+def test_connection_url_is_kept_in_the_config_folder(qapp, tmp_path, monkeypatch):
+    from PySide6.QtCore import QSettings
+
+    from client.gui.settings import last_redis_url, remember_redis_url
+
+    QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
+    assert last_redis_url() is None
+    remember_redis_url("redis://:secret@example.invalid:6379/0")
+    assert last_redis_url() == "redis://:secret@example.invalid:6379/0"
+    assert any(tmp_path.rglob("seedgrid*"))

@@ -11,8 +11,9 @@ from client.local import LocalStack
 def add_parsers(subparsers) -> None:
     url = os.environ.get("SEEDGRID_REDIS_URL")
     p = subparsers.add_parser("gui", help="open the desktop app (needs seedgrid[client])")
-    p.add_argument("--redis", default=url, help="Redis URL (default: $SEEDGRID_REDIS_URL)")
-    p.set_defaults(run=gui, needs_redis=True)
+    p.add_argument("--redis", default=url,
+                   help="Redis URL (default: $SEEDGRID_REDIS_URL, else the last one the app connected to)")
+    p.set_defaults(run=gui)
     p = subparsers.add_parser("up", help="one machine: a private Redis, a local worker and the app, stopped together")
     p.add_argument("--model", default="tiny", help="model of the local worker (default: tiny, built in)")
     p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker")
@@ -31,8 +32,14 @@ def gui(args: argparse.Namespace) -> int:
     if _qt_missing():
         return 2
     from client.gui.app import run_app
+    from client.gui.settings import last_redis_url
 
-    return run_app(args.redis)
+    url = args.redis or last_redis_url()
+    if not url:
+        print("seedgrid gui: no Redis configured: pass --redis URL, set SEEDGRID_REDIS_URL, "
+              "or run `seedgrid up` for a private Redis and a local worker", file=sys.stderr)
+        return 2
+    return run_app(url, remember=True)
 
 
 def up(args: argparse.Namespace) -> int:

@@ -5,15 +5,19 @@ import sys
 from PySide6.QtWidgets import QApplication
 
 from client.gui.main_window import MainWindow
+from client.gui.settings import remember_redis_url
 
 
-def run_app(redis_url: str, model: str | None = None) -> int:
+def run_app(redis_url: str, model: str | None = None, remember: bool = False) -> int:
+    """`remember`: keep the URL once connected, for the next `seedgrid gui` (not for private Redis runs)."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("seedgrid")
     app.setOrganizationName("seedgrid")
     window = MainWindow(redis_url)
     if model:
         window.compose.model.setEditText(model)
+    if remember:
+        window.backend.connection_changed.connect(lambda ok, _msg: ok and remember_redis_url(redis_url))
     window.show()
     try:
         return app.exec()

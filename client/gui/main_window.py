@@ -5,7 +5,7 @@ import secrets
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QMetaObject, QThread, Qt, Signal
+from PySide6.QtCore import QMetaObject, QStandardPaths, QThread, Qt, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView, QDockWidget, QFileDialog, QLabel, QListView, QMainWindow, QPushButton, QSlider,
@@ -17,6 +17,7 @@ from client.gui.compose_panel import ComposePanel
 from client.gui.grid_model import GridModel, PngRole
 from client.gui.grid_view import GridView
 from client.gui.history_model import GridRole, HistoryModel
+from client.gui.history_store import HistoryStore
 from client.gui.image_dialog import ImageDialog
 from client.gui.jobs_model import JobIdRole, JobsModel
 from client.gui.refine_dialog import RefineDialog
@@ -32,7 +33,7 @@ class MainWindow(QMainWindow):
     submit_requested = Signal(object)
     cancel_requested = Signal(str)
 
-    def __init__(self, redis_url: str, client_id: str | None = None):
+    def __init__(self, redis_url: str, client_id: str | None = None, history_dir: Path | None = None):
         super().__init__()
         self.setWindowTitle("seedgrid")
         self.setAcceptDrops(True)
@@ -47,6 +48,8 @@ class MainWindow(QMainWindow):
         self.connection_label = QLabel("connecting…")
         self.statusBar().addPermanentWidget(self.connection_label)
         self._build_layout()
+        self.history_store = HistoryStore(history_dir or default_history_dir())
+        self._load_history()
         self._start_backend(redis_url, client_id)
 
     # -- layout
@@ -124,6 +127,15 @@ class MainWindow(QMainWindow):
             QMetaObject.invokeMethod(self.backend, "stop", Qt.ConnectionType.BlockingQueuedConnection)
             self.thread.quit()
             self.thread.wait(5000)
+
+    def _load_history(self) -> None:
+        for job_id, request, pngs in reversed(self.history_store.load()):
+            grid = GridModel(job_id, request, self)
+            for index, png in pngs.items():
+                grid.set_image(index, QImage.fromData(png), png)
+            self.history.add(grid)
+        if self.history.grids:
+            self.show_grid(self.history.grids[0])
 
     # -- actions
     def submit(self, request) -> None:
@@ -280,11 +292,18 @@ class MainWindow(QMainWindow):
         grid = self.history.find(job_id)
         if grid is not None:
             grid.set_image(index, image, png)
+            self.history_store.save_image(job_id, grid.request, index, png)
 
     def _preview_ready(self, job_id: str, index: int, step: int, image: QImage) -> None:
         grid = self.history.find(job_id)
         if grid is not None:
             grid.set_preview(index, image)
+
+
+def default_history_dir() -> Path:
+    """The platform's data folder for this app (e.g. ~/.local/share/seedgrid/history)."""
+    base = QStandardPaths.writableLocation(QStandardPaths.StandardLocation.AppDataLocation)
+    return Path(base or Path.home() / ".seedgrid") / "history"
 
 
 def _table(model) -> QTableView:

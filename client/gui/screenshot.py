@@ -6,6 +6,7 @@
 import argparse
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
@@ -38,7 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     app = QApplication.instance() or QApplication(sys.argv[:1])
     with LocalStack(None, announce=False) as stack:
         stack.start_worker("tiny", "cpu")
-        window = MainWindow(stack.redis_url, client_id="screenshot")
+        history = stack.enter_context(tempfile.TemporaryDirectory())
+        window = MainWindow(stack.redis_url, client_id="screenshot", history_dir=Path(history))
         window.resize(1600, 900)
         window.show()
         wait_for(app, lambda: "tiny" in window.workers.models(), 120)
