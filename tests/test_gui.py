@@ -169,3 +169,28 @@ def test_connection_url_is_kept_in_the_config_folder(qapp, tmp_path, monkeypatch
     remember_redis_url("redis://:secret@example.invalid:6379/0")
     assert last_redis_url() == "redis://:secret@example.invalid:6379/0"
     assert any(tmp_path.rglob("seedgrid*"))
+
+
+def test_gui_thread_never_touches_the_network_with_ten_jobs_running(window, qtbot, monkeypatch):
+    import threading
+
+    from client.api import SeedgridClient
+
+    callers: set[int] = set()
+    for name in ("submit", "status", "images", "image_png", "cancel", "workers", "preview"):
+        original = getattr(SeedgridClient, name, None)
+        if original is None:
+            continue
+
+        def recording(self, *args, _original=original, **kwargs):
+            callers.add(threading.get_ident())
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(SeedgridClient, name, recording)
+    compose(window, qtbot, "ten at once", "0-1", steps=3)
+    for _ in range(10):
+        window.compose.submit()
+    qtbot.waitUntil(lambda: window.history.rowCount() == 10 and all(g.complete for g in window.history.grids),
+                    timeout=WAIT * 2)
+    assert callers and threading.get_ident() not in callers
+    assert all(job.state == JobState.SUCCEEDED for job in window.jobs.jobs)
