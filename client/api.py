@@ -87,6 +87,10 @@ class SeedgridClient:
             raise KeyError(f"job {job_id} has no image {index} (not made yet, or expired)")
         return png
 
+    def preview(self, job_id: str, index: int) -> tuple[int, bytes] | None:
+        """(step, JPEG bytes) of a running item's latest latent preview, at latent size (1/8 of the image)."""
+        return self.store.preview(job_id, index)
+
     def cancel(self, job_id: str) -> JobStatus:
         self.status(job_id)
         self.store.request_cancel(job_id)

@@ -62,6 +62,14 @@ class JobStore:
     def stored_indices(self, job_id: str) -> set[int]:
         return {int(i) for i in self.redis.hkeys(names.job_images_key(job_id))}
 
+    def store_preview(self, job_id: str, index: int, step: int, data: bytes) -> None:
+        """Replace the item's live preview (a small JPEG made at `step`)."""
+        key = names.preview_key(job_id, index)
+        with self.redis.pipeline() as p:
+            p.hset(key, mapping={"step": step, "jpeg": data})
+            p.expire(key, self.ttl)
+            p.execute()
+
     def store_image(self, record: ImageRecord, png: bytes) -> bool:
         """Store one image and its record atomically, once: a rerun's second store is refused."""
         images_key = names.job_images_key(record.job_id)
@@ -76,6 +84,7 @@ class JobStore:
                 p.hset(images_key, field, record.model_dump_json())
                 p.expire(images_key, self.ttl)
                 p.hlen(images_key)
+                p.delete(names.preview_key(record.job_id, record.index))
                 done = p.execute()[3]
             except redis.WatchError:
                 return False
@@ -100,6 +109,11 @@ class JobStore:
 
     def png(self, job_id: str, index: int) -> bytes | None:
         return self.redis.get(names.image_png_key(job_id, index))
+
+    def preview(self, job_id: str, index: int) -> tuple[int, bytes] | None:
+        """(step, JPEG bytes) of the item's latest preview; None before the first or once its image is stored."""
+        step, data = self.redis.hmget(names.preview_key(job_id, index), ["step", "jpeg"])
+        return None if step is None or data is None else (int(step), data)
 
     def client_job_ids(self, client_id: str, limit: int = 50) -> list[str]:
         return [j.decode() for j in self.redis.lrange(names.client_jobs_key(client_id), 0, limit - 1)]

@@ -26,6 +26,11 @@ def image_png_key(job_id: str, index: int) -> str:
     return f"{KEY_PREFIX}:job:{job_id}:png:{index}"
 
 
+def preview_key(job_id: str, index: int) -> str:
+    """Hash {step, jpeg}: the latest live preview of one item, deleted when its image is stored."""
+    return f"{KEY_PREFIX}:job:{job_id}:preview:{index}"
+
+
 def cancel_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:job:{job_id}:cancel"
 

@@ -183,11 +183,11 @@ def oom_above(engine: PipelineEngine, monkeypatch, limit: int) -> list[int]:
     tried: list[int] = []
     real = engine.generate_batch
 
-    def generate_batch(request, batch, on_step):
+    def generate_batch(request, batch, on_step, on_preview=None):
         tried.append(len(batch))
         if len(batch) > limit:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
-        return real(request, batch, on_step)
+        return real(request, batch, on_step, on_preview)
 
     monkeypatch.setattr(engine, "generate_batch", generate_batch)
     return tried
@@ -213,11 +213,11 @@ def test_simulated_cuda_oom_at_batch_1_enables_slicing_once_and_retries(engine, 
     tried: list[int] = []
     real = fresh_engine.generate_batch
 
-    def oom_once(request, batch, on_step):
+    def oom_once(request, batch, on_step, on_preview=None):
         tried.append(len(batch))
         if len(tried) == 1:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 512.00 MiB")
-        return real(request, batch, on_step)
+        return real(request, batch, on_step, on_preview)
 
     monkeypatch.setattr(fresh_engine, "generate_batch", oom_once)
     rec = generate(fresh_engine, job())
@@ -240,7 +240,7 @@ def test_simulated_cuda_oom_at_batch_1_with_slicing_on_propagates(fresh_engine, 
 def test_an_error_that_is_not_out_of_memory_is_not_retried(engine, monkeypatch):
     tried: list[int] = []
 
-    def broken(request, batch, on_step):
+    def broken(request, batch, on_step, on_preview=None):
         tried.append(len(batch))
         raise RuntimeError("something else went wrong")
 

@@ -10,12 +10,14 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from shared.request import Item, JobRequest, RequestError
+from worker.preview import latents_to_rgb, preview_interval, sigma_normalized
 from worker.schedulers import compatible_scheduler_names, make_scheduler
 
 log = logging.getLogger(__name__)
 
 StepCallback = Callable[[int, int, int], None]  # (step, steps, batch size)
 BatchCallback = Callable[[Sequence[Item], list[Image.Image | None]], None]
+PreviewCallback = Callable[[Sequence[Item], int, list[Image.Image]], None]  # (batch, step, one image per item)
 
 
 class JobCancelled(Exception):
@@ -36,6 +38,7 @@ class PipelineEngine:
         self.dtype = pipeline.unet.dtype
         self.max_batch = max_batch
         self.schedulers = compatible_scheduler_names(pipeline.scheduler)
+        self.preview_every: int | None = None  # steps between previews; None: preview_interval(steps); 0: none
         self._vae_float32 = None
         self._slicing = False
 
@@ -46,13 +49,14 @@ class PipelineEngine:
         if request.scheduler not in self.schedulers:
             raise RequestError("scheduler", f"{request.scheduler} is not compatible with {self.model_name}")
 
-    def run(self, request: JobRequest, items: Sequence[Item], on_step: StepCallback, on_batch: BatchCallback) -> None:
+    def run(self, request: JobRequest, items: Sequence[Item], on_step: StepCallback, on_batch: BatchCallback,
+            on_preview: PreviewCallback | None = None) -> None:
         """Generate `items` in batches that fit; out of memory halves the batch and retries."""
         pending = deque(_chunks(list(items), self.max_batch))
         while pending:
             batch = pending.popleft()
             try:
-                images = self.generate_batch(request, batch, on_step)
+                images = self.generate_batch(request, batch, on_step, on_preview)
             except JobCancelled:
                 raise
             except Exception as exc:
@@ -78,21 +82,27 @@ class PipelineEngine:
         self.pipeline.vae.enable_slicing()
         self._slicing = True
 
-    def generate_batch(self, request: JobRequest, batch: Sequence[Item], on_step: StepCallback) -> list[Image.Image | None]:
+    def generate_batch(self, request: JobRequest, batch: Sequence[Item], on_step: StepCallback,
+                       on_preview: PreviewCallback | None = None) -> list[Image.Image | None]:
         """Denoise one batch; None marks an image that stayed NaN or black."""
         pipe = self._pipeline_for(request)
         generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
         latents = self.initial_noise(request, generators)
         steps, size = request.steps, len(batch)
+        every = self.preview_interval(steps) if on_preview else 0
         reported = 0
 
         def step_end(pipe_, index, _timestep, kwargs):
             # Heun, DPM2 and PNDM run more denoising loop iterations than steps; report each step 1..n once.
             nonlocal reported
+            before = reported
             done = (index + 1) * steps // pipe_.num_timesteps
             while reported < done:
                 reported += 1
                 on_step(reported, steps, size)
+            # The final image follows at once, so the last step gets no preview.
+            if every and reported < steps and reported // every > before // every:
+                on_preview(batch, reported, latents_to_rgb(sigma_normalized(kwargs["latents"], pipe_.scheduler)))
             return kwargs
 
         with torch.inference_mode():
@@ -107,8 +117,12 @@ class PipelineEngine:
                 latents=latents,
                 output_type="latent",
                 callback_on_step_end=step_end,
+                callback_on_step_end_tensor_inputs=["latents"],
             )
             return self.decode(out.images)
+
+    def preview_interval(self, steps: int) -> int:
+        return preview_interval(steps) if self.preview_every is None else self.preview_every
 
     def initial_noise(self, request: JobRequest, generators: list[torch.Generator]) -> torch.Tensor:
         """One CPU generator per image, so a seed gives the same noise in any batch and on any device."""

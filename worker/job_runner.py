@@ -11,6 +11,7 @@ from shared.job import ImageRecord, JobState
 from shared.pngmeta import encode_png
 from shared.request import Item, RequestError, parse_request
 from worker.engine import JobCancelled
+from worker.preview import encode_preview
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -41,6 +42,10 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object) -> dict:
         if store.is_cancelled(job_id):
             raise JobCancelled(job_id)
 
+    def on_preview(batch: Sequence[Item], step: int, images: list[Image.Image]) -> None:
+        for item, image in zip(batch, images):
+            store.store_preview(job_id, item.index, step, encode_preview(image))
+
     def on_batch(batch: Sequence[Item], images: list[Image.Image | None]) -> None:
         nonlocal images_done
         seconds = (time.time() - started) / max(1, images_done + len(batch) - len(done))
@@ -57,7 +62,7 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object) -> dict:
     started = time.time()
     runtime.busy, runtime.current_job = True, job_id
     try:
-        engine.run(request, pending, on_step, on_batch)
+        engine.run(request, pending, on_step, on_batch, on_preview)
     except JobCancelled:
         store.finish(job_id, JobState.CANCELLED)
         return {"job_id": job_id, "state": JobState.CANCELLED.value}
