@@ -10,6 +10,9 @@ from client.local import LocalWorker
 from shared.embedded_redis import EmbeddedRedis
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# One torch thread per process: the tests run a client and one or two workers side by side on
+# few cores, where torch's default (a thread per core in every process) makes them thrash.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Short enough that a job of a killed worker is handed to another within seconds in the tests.
 TEST_VISIBILITY_TIMEOUT = "8"

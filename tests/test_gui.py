@@ -194,3 +194,15 @@ def test_gui_thread_never_touches_the_network_with_ten_jobs_running(window, qtbo
                     timeout=WAIT * 2)
     assert callers and threading.get_ident() not in callers
     assert all(job.state == JobState.SUCCEEDED for job in window.jobs.jobs)
+
+
+def test_previews_arrive_before_the_final_images(window, qtbot):
+    compose(window, qtbot, "watch it form", "0-3", steps=60, size=128)
+    window.compose.submit()
+    qtbot.waitUntil(lambda: window.current_grid is not None and bool(window.current_grid.previews), timeout=WAIT)
+    grid = window.current_grid
+    assert grid.images == {}  # a preview came first
+    preview = next(iter(grid.previews.values()))
+    assert not preview.isNull() and preview.width() == 128 // 8
+    window.cancel_current()
+    qtbot.waitUntil(lambda: grid.status is not None and grid.status.state == JobState.CANCELLED, timeout=WAIT)
