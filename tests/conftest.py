@@ -19,6 +19,15 @@ TEST_VISIBILITY_TIMEOUT = "8"
 
 
 @pytest.fixture(scope="session")
+def tiny_engine():
+    """The tiny pipeline in this process, on the CPU, for tests of the engine itself."""
+    from worker.engine import PipelineEngine
+    from worker.models.loading import load_pipeline
+
+    return PipelineEngine(load_pipeline("tiny", "cpu"), "tiny", "cpu")
+
+
+@pytest.fixture(scope="session")
 def redis_server():
     with EmbeddedRedis() as server:
         yield server

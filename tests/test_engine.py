@@ -16,16 +16,9 @@ from worker.schedulers import SCHEDULER_CLASSES
 SIZE = 64
 STEPS = 3
 
-# Noise from diffusers' schedulers under numpy 2, thousands of times per run.
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
-]
-
-
 @pytest.fixture(scope="module")
-def engine() -> PipelineEngine:
-    return PipelineEngine(load_pipeline("tiny", "cpu"), "tiny", "cpu")
+def engine(tiny_engine) -> PipelineEngine:
+    return tiny_engine
 
 
 @pytest.fixture

@@ -85,9 +85,11 @@ def test_cancel_a_running_job(window, qtbot):
     window.compose.submit()
     qtbot.waitUntil(lambda: window.current_grid is not None and window.current_grid.status is not None
                     and window.current_grid.status.state == JobState.RUNNING, timeout=WAIT)
-    window.actions_by_name["cancel"].trigger()
+    window.jobs_view.selectRow(0)  # the queue panel: select the job, press its cancel button
+    qtbot.mouseClick(window.cancel_job_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.current_grid.status.state == JobState.CANCELLED, timeout=WAIT)
     assert window.current_grid.images == {}
+    assert window.jobs.data(window.jobs.index(0, 1)) == "cancelled"
 
 
 def test_out_of_range_field_is_flagged_before_submit(window, qtbot):
@@ -206,3 +208,34 @@ def test_previews_arrive_before_the_final_images(window, qtbot):
     assert not preview.isNull() and preview.width() == 128 // 8
     window.cancel_current()
     qtbot.waitUntil(lambda: grid.status is not None and grid.status.state == JobState.CANCELLED, timeout=WAIT)
+
+
+def test_ctrl_enter_more_seeds_copy_parameters_and_large_view(window, qtbot):
+    from PySide6.QtGui import QGuiApplication
+
+    compose(window, qtbot, "a small boat", "5,6")
+    qtbot.keyClick(window.compose.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: window.current_grid is not None and window.current_grid.complete, timeout=WAIT)
+    first = window.current_grid
+    window.grid_view.selectionModel().select(first.index(0, 1), QItemSelectionModel.SelectionFlag.ClearAndSelect)
+    window.copy_parameters()
+    text = QGuiApplication.clipboard().text()
+    assert text.startswith("a small boat\n") and "Seed: 6," in text
+    dialog = window.show_image(0, 1)
+    assert dialog.parameters.toPlainText() == text
+
+    window.actions_by_name["more_seeds"].trigger()
+    qtbot.waitUntil(lambda: window.current_grid is not first and window.current_grid.complete, timeout=WAIT)
+    more = window.current_grid
+    assert more.request.prompts == ["a small boat"] and len(more.request.seeds) == 2
+    assert more.request.seeds != [5, 6] and window.history.rowCount() == 2
+
+
+def test_a_model_no_worker_serves_is_flagged_at_the_model_field(window, qtbot):
+    compose(window, qtbot, "a prompt", "0")
+    window.compose.model.setEditText("someone/unserved-model")
+    assert window.compose.errors["model"].isVisible()
+    assert "no online worker serves 'someone/unserved-model'" in window.compose.errors["model"].text()
+    window.compose.submit()  # the backend refuses it too, naming the field; nothing is queued
+    qtbot.waitUntil(lambda: "no online worker" in window.compose.errors["model"].text(), timeout=WAIT)
+    assert window.history.rowCount() == 0

@@ -18,15 +18,9 @@ from worker.engine import JobCancelled, PipelineEngine
 from worker.models.loading import load_pipeline
 from worker.preview import encode_preview, latents_to_rgb, preview_interval, sigma_normalized
 
-pytestmark = [
-    pytest.mark.filterwarnings("ignore:__array_wrap__ must accept context:DeprecationWarning"),
-    pytest.mark.filterwarnings("ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning"),
-]
-
-
 @pytest.fixture(scope="module")
-def engine() -> PipelineEngine:
-    return PipelineEngine(load_pipeline("tiny", "cpu"), "tiny", "cpu")
+def engine(tiny_engine) -> PipelineEngine:
+    return tiny_engine
 
 
 def job(**settings) -> JobRequest:

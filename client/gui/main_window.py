@@ -81,12 +81,12 @@ class MainWindow(QMainWindow):
         self._dock("Compose", self.compose, Qt.DockWidgetArea.LeftDockWidgetArea)
 
         self.jobs_view = _table(self.jobs)
-        cancel_selected = QPushButton("Cancel selected job")
-        cancel_selected.clicked.connect(self.cancel_selected_job)
+        self.cancel_job_button = QPushButton("Cancel selected job")
+        self.cancel_job_button.clicked.connect(self.cancel_selected_job)
         queue = QWidget()
         queue_layout = QVBoxLayout(queue)
         queue_layout.addWidget(self.jobs_view)
-        queue_layout.addWidget(cancel_selected)
+        queue_layout.addWidget(self.cancel_job_button)
         self._dock("Queue", queue, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Workers", _table(self.workers), Qt.DockWidgetArea.RightDockWidgetArea)
 
