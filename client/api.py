@@ -12,7 +12,7 @@ import redis
 from shared.celery_config import make_celery
 from shared.job import ImageRecord, JobStatus
 from shared.jobstore import JobStore
-from shared.names import TASK_GENERATE, queue_for_model
+from shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
 from shared.request import JobRequest, RequestError, parse_request
 from shared.workers import WorkerInfo
 
@@ -47,15 +47,17 @@ class SeedgridClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def submit(self, request: JobRequest | dict, *, require_worker: bool = True) -> str:
+    def submit(self, request: JobRequest | dict, *, require_worker: bool = True, priority: str = "normal") -> str:
         """Validate and queue a job; returns its id. Nothing is queued when a check fails."""
         request = parse_request(request)
+        if priority not in PRIORITIES:
+            raise RequestError("priority", f"{priority!r} is not one of {', '.join(PRIORITIES)}")
         if require_worker:
             self._check_served(request)
         job_id = uuid.uuid4().hex
         self.store.create(job_id, request, self.client_id)
         self.celery.send_task(TASK_GENERATE, args=[job_id, request.model_dump(mode="json")], task_id=job_id,
-                              queue=queue_for_model(request.model))
+                              queue=queue_for_model(request.model), priority=PRIORITIES[priority])
         return job_id
 
     def status(self, job_id: str) -> JobStatus:

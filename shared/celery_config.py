@@ -4,6 +4,8 @@ import os
 
 from celery import Celery
 
+from shared.names import PRIORITIES
+
 DEFAULT_VISIBILITY_TIMEOUT = 2 * 3600  # seconds; longer than the longest job, or it runs twice
 DEFAULT_RESULT_TTL = 24 * 3600
 
@@ -36,6 +38,8 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         # Sweep for jobs of dead workers often enough that a short test timeout is honoured.
         "unacked_restore_interval": max(1, min(10, vt // 4)),
         "unacked_restore_throttle": 1,
+        "priority_steps": [0, 3, 6, 9],
+        "queue_order_strategy": "priority",
     }
     app.conf.update(
         broker_url=redis_url,
@@ -54,4 +58,5 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         task_default_queue="seedgrid.default",
+        task_default_priority=PRIORITIES["normal"],
     )

@@ -41,14 +41,25 @@ class JobStore:
         self._set_state_if(job_id, JobState.QUEUED, JobState.CANCELLED)
 
     # -- written by the worker
-    def mark_started(self, job_id: str, worker: str) -> int:
-        key = names.job_key(job_id)
+    def mark_started(self, job_id: str, worker: str, turn: int = 0) -> int:
+        """Record a start; returns how often this turn was delivered (above 1: a worker died with it)."""
+        key, turns = names.job_key(job_id), names.job_turns_key(job_id)
         with self.redis.pipeline() as p:
-            p.hset(key, mapping={"state": JobState.STARTED.value, "worker": worker, "started_at": time.time(),
-                                 "step": 0, "batch_size": 0, "error": ""})
-            p.hincrby(key, "attempts", 1)
+            p.hset(key, mapping={"state": JobState.STARTED.value, "worker": worker, "step": 0, "batch_size": 0,
+                                 "error": ""})
+            p.hsetnx(key, "started_at", time.time())
+            p.hsetnx(key, "attempts", 1)
+            p.hincrby(turns, str(turn), 1)
             p.expire(key, self.ttl)
-            return int(p.execute()[1])
+            p.expire(turns, self.ttl)
+            deliveries = int(p.execute()[3])
+        if deliveries > 1:
+            self.redis.hincrby(key, "attempts", 1)
+        return deliveries
+
+    def requeued(self, job_id: str) -> None:
+        """Between two turns of a large job: back in the queue, behind other clients' jobs."""
+        self.redis.hset(names.job_key(job_id), mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
 
     def progress(self, job_id: str, step: int, steps: int, batch_size: int, images_done: int) -> None:
         self.redis.hset(names.job_key(job_id), mapping={

@@ -6,6 +6,16 @@ KEY_PREFIX = "seedgrid"
 QUEUE_PREFIX = "seedgrid.model."
 
 
+# Job priorities; the Redis transport serves lower numbers first.
+PRIORITIES = {"high": 0, "normal": 3, "low": 6}
+PRIORITY_SEPARATOR = "\x06\x16"  # kombu's separator between a queue name and its priority
+
+
+def queue_keys(queue: str) -> list[str]:
+    """The Redis lists that hold a queue's messages, one per priority."""
+    return [queue] + [f"{queue}{PRIORITY_SEPARATOR}{p}" for p in (3, 6, 9)]
+
+
 def queue_for_model(model: str) -> str:
     """Each model has its own queue, so a worker only receives jobs it can run."""
     return f"{QUEUE_PREFIX}{model}"
@@ -14,6 +24,11 @@ def queue_for_model(model: str) -> str:
 def job_key(job_id: str) -> str:
     """Hash: state, progress, timestamps, error, worker, attempts, request JSON."""
     return f"{KEY_PREFIX}:job:{job_id}"
+
+
+def job_turns_key(job_id: str) -> str:
+    """Hash: turn number -> deliveries, so a redelivery (a worker died) is told from a first start."""
+    return f"{KEY_PREFIX}:job:{job_id}:turns"
 
 
 def job_images_key(job_id: str) -> str:

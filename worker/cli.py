@@ -22,6 +22,9 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--vae", default=os.environ.get("SEEDGRID_VAE"),
                         help="a better VAE, e.g. stabilityai/sd-vae-ft-mse (hub id, folder or .safetensors)")
     parser.add_argument("--max-batch", type=int, default=8, help="largest batch tried (halved on out of memory)")
+    parser.add_argument("--turn-images", type=int, default=None,
+                        help="images of a large job made per turn before the rest goes back to the queue, so that "
+                             "other clients' jobs interleave (default: one batch; 0: a whole job in one turn)")
     parser.add_argument("--name", help="worker name shown to clients (default: host-pid)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     return parser
@@ -59,7 +62,8 @@ def serve(url: str, args: argparse.Namespace) -> int:
     log = logging.getLogger("seedgrid.worker")
     log.info("loading %s on %s", args.model, args.device or "the default device")
     try:
-        runtime = WorkerRuntime.load(url, args.model, args.device, args.vae, args.max_batch, args.name)
+        runtime = WorkerRuntime.load(url, args.model, args.device, args.vae, args.max_batch, args.name,
+                                     turn_images=args.turn_images)
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)
         return 2

@@ -3,7 +3,7 @@
 import logging
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from PIL import Image
 
@@ -16,24 +16,45 @@ from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
+# Deliveries of one turn before a job that keeps killing its worker is failed instead of retried.
+MAX_DELIVERIES = 3
 
-def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object) -> dict:
+
+def finished(job_id: str, state: JobState, **extra) -> dict:
+    return {"job_id": job_id, "state": state.value, **extra}
+
+
+def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int = 0,
+            requeue: Callable[[int], None] | None = None) -> dict:
+    """Run one turn of a job: one batch (or `runtime.turn_images` images), then `requeue` the rest.
+
+    Turns let other clients' jobs in between the batches of a large job; each turn resumes
+    from the images already stored, as a job redelivered after a worker died does.
+    """
     store, engine = runtime.store, runtime.engine
     if store.is_cancelled(job_id):
         store.finish(job_id, JobState.CANCELLED)
-        return {"job_id": job_id, "state": JobState.CANCELLED.value}
+        return finished(job_id, JobState.CANCELLED)
     try:
         request = parse_request(raw_request)
         engine.check(request)
     except RequestError as exc:
         log.warning("job %s refused: %s", job_id, exc)
         store.finish(job_id, JobState.FAILED, str(exc))
-        return {"job_id": job_id, "state": JobState.FAILED.value, "error": str(exc)}
+        return finished(job_id, JobState.FAILED, error=str(exc))
 
-    attempt = store.mark_started(job_id, runtime.name)
+    deliveries = store.mark_started(job_id, runtime.name, turn)
+    if deliveries > MAX_DELIVERIES:
+        message = f"the job stopped its worker {deliveries - 1} times and is not tried again"
+        log.error("job %s: %s", job_id, message)
+        store.finish(job_id, JobState.FAILED, message)
+        return finished(job_id, JobState.FAILED, error=message)
     done = store.stored_indices(job_id)
     pending = [item for item in request.items() if item.index not in done]
-    log.info("job %s attempt %d: %d of %d images to make", job_id, attempt, len(pending), len(done) + len(pending))
+    limit = engine.max_batch if runtime.turn_images is None else runtime.turn_images
+    this_turn = pending[:limit] if limit and requeue else pending
+    log.info("job %s turn %d (delivery %d): %d of %d images left, %d this turn",
+             job_id, turn, deliveries, len(pending), len(request.items()), len(this_turn))
     failed: list[Item] = []
     images_done = len(done)
 
@@ -62,25 +83,28 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object) -> dict:
     started = time.time()
     runtime.busy, runtime.current_job = True, job_id
     try:
-        engine.run(request, pending, on_step, on_batch, on_preview)
+        engine.run(request, this_turn, on_step, on_batch, on_preview)
     except JobCancelled:
         store.finish(job_id, JobState.CANCELLED)
-        return {"job_id": job_id, "state": JobState.CANCELLED.value}
+        return finished(job_id, JobState.CANCELLED)
     except Exception:
         error_id = uuid.uuid4().hex[:8]
         log.exception("job %s failed (error id %s)", job_id, error_id)
         message = f"the worker failed while generating (error id {error_id}; details in the worker's log)"
         store.finish(job_id, JobState.FAILED, message)
-        return {"job_id": job_id, "state": JobState.FAILED.value, "error": message}
+        return finished(job_id, JobState.FAILED, error=message)
     finally:
         runtime.busy, runtime.current_job = False, ""
-        runtime.jobs_done += 1
 
     if failed:
         seeds = ", ".join(str(item.seed) for item in failed)
         message = f"{len(failed)} image(s) came out NaN or black even with the VAE in float32 (seeds {seeds})"
         store.finish(job_id, JobState.FAILED, message)
-        return {"job_id": job_id, "state": JobState.FAILED.value, "error": message}
+        return finished(job_id, JobState.FAILED, error=message)
+    if len(this_turn) < len(pending):
+        store.requeued(job_id)
+        requeue(turn + 1)
+        return finished(job_id, JobState.QUEUED, images_done=images_done)
     store.finish(job_id, JobState.SUCCEEDED)
-    images = [record.model_dump() for record in store.images(job_id)]
-    return {"job_id": job_id, "state": JobState.SUCCEEDED.value, "images": images}
+    runtime.jobs_done += 1
+    return finished(job_id, JobState.SUCCEEDED, images=[record.model_dump() for record in store.images(job_id)])

@@ -22,6 +22,7 @@ class WorkerRuntime:
     store: JobStore
     name: str
     vae: str = ""
+    turn_images: int | None = None  # images per turn of a large job; None: one batch, 0: the whole job
     started_at: float = field(default_factory=time.time)
     busy: bool = False
     current_job: str = ""
@@ -29,13 +30,15 @@ class WorkerRuntime:
 
     @classmethod
     def load(cls, redis_url: str, model: str, device: str | None = None, vae: str | None = None,
-             max_batch: int = DEFAULT_MAX_BATCH, name: str | None = None) -> "WorkerRuntime":
+             max_batch: int = DEFAULT_MAX_BATCH, name: str | None = None,
+             turn_images: int | None = None) -> "WorkerRuntime":
         """Load the model in this process: call it in the process that runs jobs, never before a fork."""
         device = device or default_device()
         pipeline = load_pipeline(model, device, vae)
         engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
         store = JobStore(redis.Redis.from_url(redis_url, health_check_interval=30))
-        return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "")
+        return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "",
+                   turn_images=turn_images)
 
     @classmethod
     def from_env(cls) -> "WorkerRuntime":

@@ -2,7 +2,7 @@
 
 from celery import Task
 
-from shared.names import TASK_GENERATE
+from shared.names import TASK_GENERATE, queue_for_model
 from worker.celery_app import app
 from worker.job_runner import run_job
 from worker.runtime import WorkerRuntime
@@ -25,5 +25,14 @@ class EngineTask(Task):
 
 
 @app.task(name=TASK_GENERATE, base=EngineTask, bind=True)
-def generate(self: EngineTask, job_id: str, request: object) -> dict:
-    return run_job(self.runtime, str(job_id), request)
+def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> dict:
+    job_id = str(job_id)
+    delivery = self.request.delivery_info or {}
+
+    def requeue(next_turn: int) -> None:
+        """The rest of a large job goes to the back of its queue, at the priority it came with."""
+        self.app.send_task(TASK_GENERATE, args=[job_id, request], kwargs={"turn": next_turn},
+                           queue=delivery.get("routing_key") or queue_for_model(str(request.get("model", ""))),
+                           priority=delivery.get("priority"))
+
+    return run_job(self.runtime, job_id, request, turn=int(turn) if isinstance(turn, int) else 0, requeue=requeue)
