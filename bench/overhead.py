@@ -39,6 +39,7 @@ SPLIT_ROWS = [
     ("queue_wait_ms", "queue wait (submit returned -> worker started_at)"),
     ("worker_ms", "worker span (started_at -> finished_at)"),
     ("worker_bookkeeping_ms", "worker bookkeeping (worker span - direct)"),
+    ("runner_bookkeeping_ms", "  same, run_job in this process (no Celery) - direct"),
     ("detect_ms", "finish detection (finished_at -> client saw it)"),
     ("fetch_ms", "fetch (image records + PNG bytes)"),
     ("result_tail_ms", "Celery result stored after finish (off the client's path)"),
@@ -67,7 +68,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64, help="width and height (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=2, help="denoising steps (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured jobs per path first (default: %(default)s)")
-    parser.add_argument("--poll-ms", type=float, default=2.0,
+    parser.add_argument("--poll-ms", type=float, default=5.0,
                         help="the client's status poll interval; it bounds the measured latency (default: %(default)s)")
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
@@ -190,6 +191,31 @@ def redis_commands_per_job(client, queue: QueuePath, request) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
+class RunnerPath:
+    """The worker's own job runner on this process's engine and the same Redis: no Celery, no second process."""
+
+    def __init__(self, engine, redis_url: str):
+        import redis
+
+        from shared.jobstore import JobStore
+        from worker.runtime import WorkerRuntime
+
+        self.runtime = WorkerRuntime(engine=engine, store=JobStore(redis.Redis.from_url(redis_url)),
+                                     name="bench-in-process")
+
+    def run(self, request) -> float:
+        from worker.job_runner import run_job
+
+        job_id = uuid.uuid4().hex
+        self.runtime.store.create(job_id, request, "bench-in-process")
+        start = time.perf_counter()
+        result = run_job(self.runtime, job_id, request.model_dump(mode="json"))
+        seconds = time.perf_counter() - start
+        if result["state"] != "succeeded":
+            raise RuntimeError(f"in-process runner: job {job_id} ended {result['state']}: {result.get('error')}")
+        return seconds
+
+
 def measure(args: argparse.Namespace) -> dict:
     for name, value in THREAD_VARS.items():
         os.environ[name] = value
@@ -210,29 +236,35 @@ def measure(args: argparse.Namespace) -> dict:
                              env=dict(THREAD_VARS))
         try:
             direct = DirectPath()  # loads while the worker starts
+            runner = RunnerPath(direct.engine, server.url)
             with SeedgridClient(server.url, client_id="bench-overhead") as client:
                 try:
                     info = client.wait_for_worker("tiny", timeout=WORKER_START_TIMEOUT_S, alive=worker.alive)
                 except (RuntimeError, TimeoutError) as exc:
                     with open(log_path, errors="replace") as f:
                         raise RuntimeError(f"{exc}\nworker log:\n{f.read()[-3000:]}") from None
-                png_extra = {"worker": info.name, "vae": ""}
+                png_extra = {"job_id": uuid.uuid4().hex, "worker": info.name, "vae": ""}
                 queue = QueuePath(client, args.poll_ms / 1000.0)
+                images: list = []
+
+                def run_direct() -> dict:
+                    seconds, _, images[:] = direct.run(request, png_extra)
+                    return {"direct_s": seconds}
+
+                paths = {"direct": run_direct, "queue": lambda: queue.run(request),
+                         "runner": lambda: {"runner_s": runner.run(request)}}
+                order = list(paths)
                 for _ in range(args.warmup):
-                    direct.run(request, {"job_id": uuid.uuid4().hex, **png_extra})
-                    queue.run(request)
+                    for name in order:
+                        paths[name]()
                 rounds = []
                 for i in range(args.jobs):
-                    # Alternate which path goes first, so neither always follows the other.
-                    if i % 2 == 0:
-                        d, _, images = direct.run(request, {"job_id": uuid.uuid4().hex, **png_extra})
-                        q = queue.run(request)
-                    else:
-                        q = queue.run(request)
-                        d, _, images = direct.run(request, {"job_id": q["job_id"], **png_extra})
-                    rounds.append({"direct_s": d, **q})
-                png_samples = png_encode_seconds(request, images, {"job_id": uuid.uuid4().hex, **png_extra},
-                                                 PNG_ENCODE_REPEATS)
+                    # Rotate which path goes first, so none always follows the same other one.
+                    sample = {}
+                    for name in order[i % 3:] + order[:i % 3]:
+                        sample.update(paths[name]())
+                    rounds.append(sample)
+                png_samples = png_encode_seconds(request, images, png_extra, PNG_ENCODE_REPEATS)
                 commands = redis_commands_per_job(client, queue, request)
         finally:
             worker.stop()
@@ -253,6 +285,7 @@ def build_result(args, request, rounds: list[dict], png_samples: list[float], co
         "queue_wait_ms": [r["queue_wait_s"] * ms for r in rounds],
         "worker_ms": [r["worker_s"] * ms for r in rounds],
         "worker_bookkeeping_ms": [(r["worker_s"] - r["direct_s"]) * ms for r in rounds],
+        "runner_bookkeeping_ms": [(r["runner_s"] - r["direct_s"]) * ms for r in rounds],
         "detect_ms": [r["detect_s"] * ms for r in rounds],
         "fetch_ms": [r["fetch_s"] * ms for r in rounds],
         "result_tail_ms": [r["result_tail_s"] * ms for r in rounds if r["result_tail_s"] is not None],

@@ -7,12 +7,11 @@ import time
 import uuid
 from collections.abc import Callable
 
-import redis
-
 from shared.celery_config import make_celery
 from shared.job import ImageRecord, JobStatus
 from shared.jobstore import JobStore
 from shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
+from shared.redis_conn import connect
 from shared.request import JobRequest, RequestError, parse_request
 from shared.workers import WorkerInfo
 
@@ -33,7 +32,7 @@ class SeedgridClient:
     def __init__(self, redis_url: str, client_id: str | None = None):
         self.redis_url = redis_url
         self.client_id = client_id or default_client_id()
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=10, socket_connect_timeout=5)
+        self.redis = connect(redis_url, socket_timeout=10, socket_connect_timeout=5)
         self.store = JobStore(self.redis)
         self.celery = make_celery(redis_url)
 

@@ -5,6 +5,7 @@ import os
 from celery import Celery
 
 from shared.names import PRIORITIES
+from shared.redis_conn import celery_tls_options
 
 DEFAULT_VISIBILITY_TIMEOUT = 2 * 3600  # seconds; longer than the longest job, or it runs twice
 DEFAULT_RESULT_TTL = 24 * 3600
@@ -41,7 +42,10 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         "priority_steps": [0, 3, 6, 9],
         "queue_order_strategy": "priority",
     }
+    tls = celery_tls_options(redis_url)
     app.conf.update(
+        broker_use_ssl=tls,
+        redis_backend_use_ssl=tls,
         broker_url=redis_url,
         result_backend=redis_url,
         task_serializer="json",

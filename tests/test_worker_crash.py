@@ -20,7 +20,9 @@ def test_kill_9_mid_job_reruns_on_another_worker_and_stores_each_image_once(tmp_
             with SeedgridClient(redis_server.url) as client:
                 job_id = client.submit(request)
                 # The job is the first worker's until it dies: only then does a second one come online.
-                wait_until(lambda: client.status(job_id).images_done >= 2, timeout=120, message="the first batch")
+                # Mid-turn, after the first batch is stored: the running turn dies unacknowledged.
+                wait_until(lambda: (s := client.status(job_id)).images_done >= 2 and s.state == JobState.RUNNING
+                           and s.step >= 1, timeout=120, interval=0.01, message="the second batch to run")
                 first.process.send_signal(signal.SIGKILL)
                 first.process.wait(10)
                 made_before_kill = {r.index for r in client.images(job_id)}

@@ -6,6 +6,7 @@ import threading
 import redis
 
 from shared import names
+from shared.redis_conn import connect
 from shared.workers import HEARTBEAT_SECONDS, HEARTBEAT_TTL
 from worker.runtime import WorkerRuntime
 
@@ -16,7 +17,7 @@ class Heartbeat(threading.Thread):
     def __init__(self, runtime: WorkerRuntime, redis_url: str):
         super().__init__(name="seedgrid-heartbeat", daemon=True)
         self.runtime = runtime
-        self.redis = redis.Redis.from_url(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
         self.stopped = threading.Event()
 
     def beat(self) -> None:

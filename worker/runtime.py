@@ -5,10 +5,10 @@ import socket
 import time
 from dataclasses import dataclass, field
 
-import redis
 import torch
 
 from shared.jobstore import JobStore
+from shared.redis_conn import connect
 from shared.workers import WorkerInfo
 from worker.engine import PipelineEngine
 from worker.models.loading import default_device, load_pipeline, model_display_name
@@ -36,7 +36,7 @@ class WorkerRuntime:
         device = device or default_device()
         pipeline = load_pipeline(model, device, vae)
         engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
-        store = JobStore(redis.Redis.from_url(redis_url, health_check_interval=30))
+        store = JobStore(connect(redis_url, health_check_interval=30))
         return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "",
                    turn_images=turn_images)
 

@@ -4,6 +4,7 @@ import argparse
 import sys
 
 from client.cli import admin, demo, generate, gui
+from shared.redis_conn import UnsafeRedisURL, check_redis_url
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -35,6 +36,13 @@ def main(argv: list[str] | None = None) -> int:
         return 0 if args.command is None else 2
     if getattr(args, "needs_redis", False) and not args.redis:
         parser.error(f"{args.command}: no Redis configured: set SEEDGRID_REDIS_URL or pass --redis")
+    redis_url = getattr(args, "redis", None)
+    if redis_url:
+        try:
+            check_redis_url(redis_url)
+        except UnsafeRedisURL as exc:
+            print(f"seedgrid {args.command}: {exc}", file=sys.stderr)
+            return 2
     return args.run(args)
 
 

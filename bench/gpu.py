@@ -1,0 +1,465 @@
+"""Stock diffusers (set up as the guide does) against seedgrid's engine, side by side on one device.
+
+    python -m bench.gpu --model sd15 --device cuda --json out/gpu.json     (one H200: bench/gpu.sh)
+    python -m bench.gpu --model tiny --device cpu --batches 1,2 --steps 2 --size 64   (CI's path)
+
+`sd15` is Stable Diffusion 1.5's architecture from its published configs with random weights
+(bench/sd15_configs.py; speed does not depend on the weights' values), so nothing is downloaded.
+For each batch size both sides run interleaved: one untimed call at that size, then `--repeats`
+timed calls, alternating which side goes first. A call is end to end: prompt encoding, the
+denoising loop, VAE decode and conversion to PIL images, on both sides; PNG encoding is left out.
+"""
+
+import argparse
+import contextlib
+import datetime
+import gc
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+PROMPT = "portrait photo of a old warrior chief"
+SCHEDULER = "dpm++_2m"  # seedgrid's name for DPMSolverMultistepScheduler, algorithm dpmsolver++, order 2
+DATASHEET_TFLOPS = 990.0  # H200 dense fp16/bf16, vendor datasheet
+MEASURED_TFLOPS = 790.0  # bf16 8192^3 matrix product measured on this workplace's H200s
+UNET_PASS_TFLOP = 0.80  # one SD1.5 UNet pass of one sample at 64x64 latents
+DECODE_AND_TEXT_TFLOP = 2.7  # VAE decoder at 512x512 plus the text encoder: 34.7 - 20 steps x 2 x 0.80
+GIB = 2**30
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=("sd15", "tiny"), default="sd15")
+    p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
+    p.add_argument("--batches", default="1,4,8,16,32", help="comma-separated batch sizes, smallest first")
+    p.add_argument("--steps", type=int, default=20)
+    p.add_argument("--size", type=int, default=512)
+    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--repeats", type=int, default=3, help="timed calls per side and batch size")
+    p.add_argument("--probe-batch", type=int, default=64,
+                   help="engine.max_batch for the job that shows the batch the engine picks itself (0: skip)")
+    p.add_argument("--time-budget", type=float, default=0.0,
+                   help="seconds for the whole run; measurements that would not end in time are skipped (0: none)")
+    p.add_argument("--json", type=Path, help="write the full results here (rewritten after each batch size)")
+    args = p.parse_args(argv)
+    args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    if args.repeats < 1 or not args.batches or min(args.batches) < 1:
+        p.error("--repeats and every batch size must be at least 1")
+    if args.device == "cuda" and not torch.cuda.is_available():
+        p.error("--device cuda: torch sees no CUDA device")
+    return args
+
+
+# ---- the two sides -------------------------------------------------------------------------
+
+
+def build_pipeline(model: str, dtype: torch.dtype, device: str):
+    if model == "sd15":
+        from bench.sd15_configs import build_sd15_random
+
+        return build_sd15_random(dtype, device)
+    from worker.models.tiny import build_tiny_pipeline
+
+    pipe = build_tiny_pipeline()
+    return (pipe if dtype == torch.float32 else pipe.to(dtype=dtype)).to(device)
+
+
+def load_stock(args):
+    """The guide's setup: float16 on CUDA (float32 on a CPU), DPM-Solver++ from the model's scheduler config."""
+    from diffusers import DPMSolverMultistepScheduler
+
+    pipe = build_pipeline(args.model, torch.float16 if args.device == "cuda" else torch.float32, args.device)
+    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    pipe.set_progress_bar_config(disable=True)
+    return pipe
+
+
+def load_engine(args):
+    """seedgrid's engine; `tiny` goes through worker.models.loading.load_pipeline itself."""
+    from worker.engine import PipelineEngine
+    from worker.models.loading import dtype_for, load_pipeline
+
+    if args.model == "tiny":
+        return PipelineEngine(load_pipeline("tiny", args.device), "tiny", args.device)
+    pipe = build_pipeline("sd15", dtype_for(args.device), args.device)
+    # What load_pipeline does after loading a real model, line for line.
+    pipe.set_progress_bar_config(disable=True)
+    pipe = pipe.to(args.device)
+    if args.device.startswith("cuda"):
+        from diffusers.models.attention_processor import AttnProcessor2_0
+
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+        pipe.unet.set_attn_processor(AttnProcessor2_0())
+    return PipelineEngine(pipe, "sd15-random", args.device)
+
+
+def stock_call(pipe, args, batch: int) -> dict:
+    generators = [torch.Generator(args.device).manual_seed(i) for i in range(batch)]
+    images = pipe(prompt=[PROMPT] * batch, generator=generators, num_inference_steps=args.steps,
+                  guidance_scale=args.guidance, height=args.size, width=args.size, output_type="pil").images
+    return {"images": len(images)}
+
+
+def engine_call(engine, args, batch: int, max_batch: int | None = None) -> dict:
+    from shared.request import JobRequest
+
+    engine.max_batch = max_batch or batch
+    request = JobRequest(model=engine.model_name, prompts=[PROMPT], seeds=list(range(batch)), width=args.size,
+                         height=args.size, steps=args.steps, guidance=args.guidance, scheduler=SCHEDULER)
+    images = []
+    engine.run(request, request.items(), on_step=lambda *_: None, on_batch=lambda _, imgs: images.extend(imgs))
+    return {"images": len(images), "bad_images": sum(i is None for i in images), "max_batch_after": engine.max_batch}
+
+
+class Side:
+    """One contestant: how to call it, its TF32 flags, and what loading and warming it cost."""
+
+    def __init__(self, name: str, obj, call, tf32: tuple[bool, bool]):
+        self.name, self.obj, self.call, self.tf32 = name, obj, call, tf32
+        self.load_s = self.warmup_s = None
+        pipe = obj.pipeline if hasattr(obj, "pipeline") else obj
+        self.weights_bytes = sum(p.numel() * p.element_size() for m in (pipe.unet, pipe.vae, pipe.text_encoder)
+                                 for p in m.parameters())
+        self.failed_at: int | None = None  # batch size that ran out of memory
+
+    @contextlib.contextmanager
+    def flags(self):
+        """TF32 flags are process-wide; each side runs with its own (stock: PyTorch's defaults)."""
+        old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = self.tf32
+        try:
+            yield
+        finally:
+            torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+# ---- measuring -----------------------------------------------------------------------------
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def timed_call(side: Side, args, batch: int, **kw) -> dict:
+    """One call, synchronized on both ends, with its peak memory; OOM comes back as a record."""
+    cuda = args.device == "cuda"
+    gc.collect()
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    sync(args.device)
+    before = torch.cuda.memory_allocated() if cuda else None
+    start = time.perf_counter()
+    try:
+        with side.flags():
+            out = side.call(side.obj, args, batch, **kw)
+        sync(args.device)
+    except Exception as exc:
+        if not is_oom(exc):
+            raise
+        if cuda:
+            torch.cuda.empty_cache()
+        return {"oom": True, "error": str(exc).splitlines()[0][:300]}
+    out["seconds"] = time.perf_counter() - start
+    if cuda:
+        peak = torch.cuda.max_memory_allocated()
+        out["peak_gib"] = peak / GIB
+        out["peak_own_gib"] = (peak - before + side.weights_bytes) / GIB
+    return out
+
+
+def flop_per_image(args) -> float | None:
+    """From the issue's figures (34.7 TFLOP at 512x512, 20 steps, CFG); scaled with steps and pixels."""
+    if args.model != "sd15" or args.device != "cuda":
+        return None
+    passes = 2 if args.guidance > 1 else 1
+    return (args.steps * passes * UNET_PASS_TFLOP + DECODE_AND_TEXT_TFLOP) * 1e12 * (args.size / 512) ** 2
+
+
+def summarize(calls: list[dict], batch: int, args) -> dict:
+    times = [c["seconds"] for c in calls[1:]]  # the first call at a new size is warm-up
+    median = statistics.median(times)
+    cfg = 2 if args.guidance > 1 else 1
+    out = {
+        "status": "ok",
+        "first_s": calls[0]["seconds"],
+        "times_s": times,
+        "seconds": median,
+        "s_per_image": median / batch,
+        "images_per_s": batch / median,
+        "unet_image_steps_per_s": batch * args.steps / median,
+        "unet_evals_per_s": cfg * batch * args.steps / median,
+        "peak_gib": max((c["peak_gib"] for c in calls if "peak_gib" in c), default=None),
+        "peak_own_gib": max((c["peak_own_gib"] for c in calls if "peak_own_gib" in c), default=None),
+    }
+    if "bad_images" in calls[0]:  # engine only
+        out["bad_images"] = max(c["bad_images"] for c in calls)
+        out["max_batch_after"] = min(c["max_batch_after"] for c in calls)
+    flop = flop_per_image(args)
+    out["fraction_of_datasheet"] = flop * out["images_per_s"] / (DATASHEET_TFLOPS * 1e12) if flop else None
+    out["fraction_of_measured"] = flop * out["images_per_s"] / (MEASURED_TFLOPS * 1e12) if flop else None
+    return out
+
+
+def measure_batch(sides: list[Side], args, batch: int) -> dict:
+    calls = {s.name: [] for s in sides}
+    result = {"batch": batch}
+    for round_ in range(1 + args.repeats):
+        order = sides if round_ % 2 == 0 else sides[::-1]
+        for side in order:
+            if side.failed_at is not None:
+                continue
+            call = timed_call(side, args, batch)
+            if call.get("oom"):
+                side.failed_at = batch
+                result[side.name] = {"status": "oom", "error": call["error"]}
+                continue
+            calls[side.name].append(call)
+    for side in sides:
+        if side.name in result:
+            continue
+        if side.failed_at is not None and side.failed_at < batch:
+            result[side.name] = {"status": "skipped", "reason": f"out of memory at batch {side.failed_at}"}
+        else:
+            result[side.name] = summarize(calls[side.name], batch, args)
+    stock, engine = result.get("stock", {}), result.get("engine", {})
+    if stock.get("status") == "ok" and engine.get("status") == "ok":
+        result["engine_over_stock"] = engine["images_per_s"] / stock["images_per_s"]
+    return result
+
+
+class Budget:
+    def __init__(self, seconds: float):
+        self.seconds, self.start = seconds, time.perf_counter()
+
+    def elapsed(self) -> float:
+        return time.perf_counter() - self.start
+
+    def allows(self, estimate_s: float) -> bool:
+        return not self.seconds or self.elapsed() + estimate_s <= self.seconds
+
+
+def slowest_s_per_image(results: list[dict]) -> float | None:
+    """Seconds per image of the slower side at the last batch size measured: an upper bound for larger ones."""
+    for row in reversed(results):
+        values = [row[s]["s_per_image"] for s in ("stock", "engine") if row.get(s, {}).get("status") == "ok"]
+        if values:
+            return max(values)
+    return None
+
+
+# ---- reporting -----------------------------------------------------------------------------
+
+
+def environment(args) -> dict:
+    import diffusers
+    import transformers
+
+    env = {
+        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "diffusers": diffusers.__version__,
+        "transformers": transformers.__version__,
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+    }
+    if args.device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        env.update(device_name=props.name, gpu_memory_gib=props.total_memory / GIB, cuda=torch.version.cuda,
+                   cudnn=torch.backends.cudnn.version(), multiprocessors=props.multi_processor_count)
+    else:
+        env["device_name"] = env["cpu"]
+    return env
+
+
+def _cpu_name() -> str:
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or "unknown"
+
+
+NOTES = [
+    "s/img: median of the timed calls at that batch size divided by the batch; a call is end to end "
+    "(prompt encoding, denoising, VAE decode, PIL images; PNG encoding excluded); the first call at each size is "
+    "warm-up (first_s in the JSON)",
+    "UNet steps/s: images x steps / seconds of the whole call (image-steps; with guidance > 1 each is one UNet "
+    "evaluation of 2 samples: unet_evals_per_s in the JSON counts samples)",
+    "peak GiB: torch.cuda.max_memory_allocated during the call, less what was allocated before it, plus this "
+    "side's own weights (both pipelines stay loaded)",
+    "% of limit: FLOP per image (issue's figure: 34.7 TFLOP at 512x512, 20 steps, CFG) x images/s over 990 "
+    "TFLOP/s (H200 datasheet, dense fp16) and 790 TFLOP/s (bf16 matrix product measured on this workplace's "
+    "H200s); sd15 on cuda only",
+    "stock: the guide's setup: float16 on cuda (float32 on cpu), DPMSolverMultistepScheduler.from_config, one "
+    "torch.Generator per image on the device, diffusers' default attention (SDPA), PyTorch's default TF32 flags",
+    "engine: seedgrid's PipelineEngine over the model as worker/models/loading.load_pipeline sets it up (SDPA "
+    "processor set explicitly, TF32 on for cuda), noise from one CPU generator per image, NaN/black check on output",
+    "neither side has a safety checker (the guide's from_pretrained pipeline would also run one on each image)",
+    "sd15: published SD1.5 configs, seeded random weights made on the device (load time is that build, not "
+    "reading a checkpoint), the tiny model's byte-level tokenizer (77 tokens like CLIP's)",
+]
+
+
+def _fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def format_table(report: dict) -> str:
+    lines = [
+        "| batch | side | s/img | img/s | UNet steps/s | peak GiB | % of 990 | % of 790 | engine/stock |",
+        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in report["batches"]:
+        for name in ("stock", "engine"):
+            m = row.get(name, {})
+            ratio = _fmt(row.get("engine_over_stock"), ".3f") if name == "engine" else ""
+            if m.get("status") != "ok":
+                lines.append(f"| {row['batch']} | {name} | {m.get('status', '-')} | | | | | | {ratio} |")
+                continue
+            pct = [("n/a" if m[k] is None else f"{100 * m[k]:.1f}%")
+                   for k in ("fraction_of_datasheet", "fraction_of_measured")]
+            lines.append(
+                f"| {row['batch']} | {name} | {m['s_per_image']:.4f} | {m['images_per_s']:.2f} | "
+                f"{m['unet_image_steps_per_s']:.1f} | {_fmt(m['peak_own_gib'], '.2f')} | {pct[0]} | {pct[1]} | {ratio} |"
+            )
+    probe = report.get("largest_engine_batch") or {}
+    lines += [
+        "",
+        f"load s: stock {_fmt(report['load_s'].get('stock'), '.2f')}, engine {_fmt(report['load_s'].get('engine'), '.2f')}"
+        f"; warm-up s (first call, batch 1): stock {_fmt(report['warmup_s'].get('stock'), '.2f')}, "
+        f"engine {_fmt(report['warmup_s'].get('engine'), '.2f')}",
+        "largest batch the engine picks itself: "
+        + (f"{probe['picked']} (max_batch {probe['asked']}, a {probe['images']}-image job, "
+           f"{probe['s_per_image']:.4f} s/img)" if "picked" in probe else probe.get("skipped", "not measured")),
+    ]
+    lines += [f"skipped: {s}" for s in report["skipped"]]
+    return "\n".join(lines)
+
+
+def write_json(path: Path | None, report: dict) -> None:
+    if path is None:
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    tmp.write_text(json.dumps(report, indent=2))
+    tmp.replace(path)
+
+
+def log(message: str) -> None:
+    print(f"[bench.gpu] {message}", flush=True)
+
+
+# ---- main ----------------------------------------------------------------------------------
+
+
+def run(args) -> dict:
+    budget = Budget(args.time_budget)
+    import bench.sd15_configs  # noqa: F401  imports first, so neither side's load time carries them
+    import worker.engine  # noqa: F401
+    import worker.models.loading  # noqa: F401
+    report = {
+        "schema": "seedgrid-bench-gpu/1",
+        "complete": False,
+        "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "environment": environment(args),
+        "settings": {"prompt": PROMPT, "scheduler": "DPMSolverMultistepScheduler (dpmsolver++, order 2)",
+                     "output": "PIL images, PNG encoding excluded", "flop_per_image": flop_per_image(args),
+                     "datasheet_tflops": DATASHEET_TFLOPS, "measured_tflops": MEASURED_TFLOPS},
+        "load_s": {}, "warmup_s": {}, "weights_gib": {}, "batches": [], "largest_engine_batch": None,
+        "skipped": [], "notes": NOTES,
+    }
+    if args.device == "cuda":
+        torch.zeros(1, device="cuda")  # CUDA context first, so neither side's load time carries it
+    defaults = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    sides = []
+    for name, load, call, tf32 in (("stock", load_stock, stock_call, defaults),
+                                   ("engine", load_engine, engine_call, (True, True))):
+        start = time.perf_counter()
+        obj = load(args)
+        sync(args.device)
+        load_s = time.perf_counter() - start
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = defaults
+        side = Side(name, obj, call, tf32 if args.device == "cuda" else defaults)
+        side.load_s = report["load_s"][name] = load_s
+        report["weights_gib"][name] = side.weights_bytes / GIB
+        sides.append(side)
+        log(f"{name}: loaded in {load_s:.2f} s")
+    for side in sides:
+        first = timed_call(side, args, 1)
+        if first.get("oom"):
+            raise RuntimeError(f"{side.name}: out of memory at batch 1: {first['error']}")
+        side.warmup_s = report["warmup_s"][side.name] = first["seconds"]
+        log(f"{side.name}: warm-up call (batch 1) {first['seconds']:.2f} s")
+
+    for batch in args.batches:
+        per_image = slowest_s_per_image(report["batches"])
+        estimate = 1.15 * per_image * batch * (1 + args.repeats) * len(sides) if per_image else 0.0
+        if not budget.allows(estimate):
+            report["skipped"].append(f"batch {batch}: needs about {estimate:.0f} s, "
+                                     f"{args.time_budget - budget.elapsed():.0f} s of the time budget left")
+            log(report["skipped"][-1])
+            continue
+        row = measure_batch(sides, args, batch)
+        report["batches"].append(row)
+        log(f"batch {batch}: " + ", ".join(
+            f"{s.name} {row[s.name]['s_per_image']:.4f} s/img" if row[s.name]["status"] == "ok"
+            else f"{s.name} {row[s.name]['status']}" for s in sides))
+        write_json(args.json, report)
+
+    report["largest_engine_batch"] = probe_engine_batch(sides[1], args, budget, report)
+    report["elapsed_s"] = budget.elapsed()
+    report["complete"] = True
+    write_json(args.json, report)
+    return report
+
+
+def probe_engine_batch(engine: Side, args, budget: Budget, report: dict) -> dict:
+    """The engine starts at max_batch = probe and halves on out-of-memory; what it ends at is its pick."""
+    if args.probe_batch <= 0:
+        return {"skipped": "not asked (--probe-batch 0)"}
+    ok = [r["engine"]["s_per_image"] for r in report["batches"] if r.get("engine", {}).get("status") == "ok"]
+    estimate = 1.3 * ok[-1] * args.probe_batch if ok else 0.0
+    if not budget.allows(estimate):
+        reason = f"needs about {estimate:.0f} s, {args.time_budget - budget.elapsed():.0f} s of the time budget left"
+        report["skipped"].append(f"largest-batch probe: {reason}")
+        return {"skipped": reason}
+    call = timed_call(engine, args, args.probe_batch, max_batch=args.probe_batch)
+    if call.get("oom"):
+        return {"asked": args.probe_batch, "skipped": f"out of memory even at batch 1: {call['error']}"}
+    log(f"largest-batch probe: engine picked {call['max_batch_after']} of {args.probe_batch}")
+    return {"asked": args.probe_batch, "picked": call["max_batch_after"], "images": call["images"],
+            "bad_images": call["bad_images"], "seconds": call["seconds"],
+            "s_per_image": call["seconds"] / args.probe_batch, "peak_own_gib": call.get("peak_own_gib")}
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    report = run(args)
+    print()
+    print(f"{args.model} on {report['environment']['device_name']} ({args.device}), {args.size}x{args.size}, "
+          f"{args.steps} steps DPM-Solver++, guidance {args.guidance}, {args.repeats} timed calls per cell")
+    print(format_table(report))
+    for note in NOTES:
+        print(f"- {note}")
+    if args.json:
+        print(f"full results: {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

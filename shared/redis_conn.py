@@ -1,0 +1,62 @@
+"""Connecting to Redis safely: a password unless on loopback, TLS with a CA file for rediss://."""
+
+import ipaddress
+import os
+import ssl
+from urllib.parse import unquote, urlsplit
+
+import redis
+
+SCHEMES = ("redis", "rediss")
+CA_ENV = "SEEDGRID_REDIS_CA"
+
+
+class UnsafeRedisURL(ValueError):
+    pass
+
+
+def is_loopback(host: str) -> bool:
+    if host in ("localhost", ""):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def check_redis_url(url: str) -> None:
+    """Refuse a URL that would expose the queue: any host but loopback needs a password (or ACL user)."""
+    parts = urlsplit(url)
+    if parts.scheme not in SCHEMES:
+        raise UnsafeRedisURL(f"Redis URL: scheme {parts.scheme!r} is not one of {', '.join(SCHEMES)}")
+    if not parts.hostname:
+        raise UnsafeRedisURL("Redis URL: no host (expected redis://:PASSWORD@HOST:6379/0)")
+    if not unquote(parts.password or "") and not is_loopback(parts.hostname):
+        raise UnsafeRedisURL(
+            f"Redis URL: {parts.hostname} has no password; a shared Redis must have one "
+            "(redis://:PASSWORD@HOST:6379/0, or redis://USER:PASSWORD@... for an ACL user)"
+        )
+
+
+def tls_options(url: str) -> dict:
+    """redis-py TLS options for rediss:// URLs: verify the server, against $SEEDGRID_REDIS_CA if set."""
+    if urlsplit(url).scheme != "rediss":
+        return {}
+    options = {"ssl_cert_reqs": "required"}
+    if os.environ.get(CA_ENV):
+        options["ssl_ca_certs"] = os.environ[CA_ENV]
+    return options
+
+
+def celery_tls_options(url: str | None) -> dict | None:
+    """The same, as Celery's broker_use_ssl / redis_backend_use_ssl want them."""
+    options = tls_options(url or "")
+    if not options:
+        return None
+    return {"ssl_cert_reqs": ssl.CERT_REQUIRED, **({"ssl_ca_certs": options["ssl_ca_certs"]}
+                                                   if "ssl_ca_certs" in options else {})}
+
+
+def connect(url: str, **kwargs) -> redis.Redis:
+    check_redis_url(url)
+    return redis.Redis.from_url(url, **tls_options(url), **kwargs)
