@@ -19,6 +19,15 @@ class RequestError(ValueError):
         super().__init__(f"{label or field}: {problem}" + (f" (allowed: {rule})" if rule else ""))
 
 
+def _is_utf8(text: str) -> bool:
+    """JSON may carry lone surrogates ("\\ud800") that no PNG chunk or JSON dump can encode."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 class Item(BaseModel):
     """One image of a job: its position in the grid, its prompt and its seed."""
 
@@ -48,7 +57,7 @@ class JobRequest(BaseModel):
     @field_validator("model")
     @classmethod
     def _model(cls, v: str) -> str:
-        if not (0 < len(v) <= L.MAX_MODEL_NAME_CHARS) or not re.match(L.MODEL_NAME_PATTERN, v) or ".." in v:
+        if not (0 < len(v) <= L.MAX_MODEL_NAME_CHARS) or not re.fullmatch(L.MODEL_NAME_PATTERN, v) or ".." in v:
             raise ValueError(f"{v[:40]!r} is not a valid model name")
         return v
 
@@ -62,6 +71,8 @@ class JobRequest(BaseModel):
                 raise ValueError(f"prompt {i + 1} is empty")
             if len(p) > L.MAX_PROMPT_CHARS:
                 raise ValueError(f"prompt {i + 1} has {len(p)} characters")
+            if not _is_utf8(p):
+                raise ValueError(f"prompt {i + 1} is not valid text (a lone surrogate)")
         return v
 
     @field_validator("seeds")
@@ -79,6 +90,8 @@ class JobRequest(BaseModel):
     def _negative(cls, v: str) -> str:
         if len(v) > L.MAX_PROMPT_CHARS:
             raise ValueError(f"has {len(v)} characters")
+        if not _is_utf8(v):
+            raise ValueError("is not valid text (a lone surrogate)")
         return v
 
     @field_validator("width", "height")
