@@ -7,6 +7,8 @@ import time
 import uuid
 from collections.abc import Callable
 
+import redis
+
 from shared.celery_config import make_celery
 from shared.job import ImageRecord, JobStatus
 from shared.jobstore import JobStore
@@ -14,6 +16,9 @@ from shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
 from shared.redis_conn import connect
 from shared.request import JobRequest, RequestError, parse_request
 from shared.workers import WorkerInfo
+
+
+RECONNECT_SECONDS = 0.5
 
 
 class NoWorkerForModel(RequestError):
@@ -67,10 +72,16 @@ class SeedgridClient:
 
     def wait(self, job_id: str, on_update: Callable[[JobStatus], None] | None = None,
              poll_seconds: float = 0.1, timeout: float | None = None) -> JobStatus:
-        """Poll until the job finishes; `on_update` sees every status read."""
+        """Poll until the job finishes; `on_update` sees every status read. Rides out Redis outages."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
-            status = self.status(job_id)
+            try:
+                status = self.status(job_id)
+            except (redis.ConnectionError, redis.TimeoutError):
+                if deadline is not None and time.monotonic() > deadline:
+                    raise
+                time.sleep(RECONNECT_SECONDS)
+                continue
             if on_update:
                 on_update(status)
             if status.state.finished:

@@ -41,8 +41,9 @@ def redis_url(redis_server) -> str:
 class WorkerFactory:
     """Start tiny-model worker processes on a Redis and stop them all at the end."""
 
-    def __init__(self, redis_url: str, log_dir):
+    def __init__(self, redis_url: str, log_dir, visibility_timeout: str = TEST_VISIBILITY_TIMEOUT):
         self.redis_url = redis_url
+        self.visibility_timeout = visibility_timeout
         self.log_dir = log_dir
         self.workers: list[LocalWorker] = []
 
@@ -51,7 +52,7 @@ class WorkerFactory:
         name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
         log_path = str(self.log_dir / f"{name}.log")
         worker = LocalWorker(self.redis_url, model, "cpu", log_path=log_path, extra_args=["--name", name, *(extra_args or [])],
-                             env={"SEEDGRID_VISIBILITY_TIMEOUT": TEST_VISIBILITY_TIMEOUT})
+                             env={"SEEDGRID_VISIBILITY_TIMEOUT": self.visibility_timeout})
         worker.name, worker.log_path = name, log_path
         self.workers.append(worker)
         if wait:

@@ -12,6 +12,7 @@ from shared.pngmeta import encode_png
 from shared.request import Item, RequestError, parse_request
 from worker.engine import JobCancelled
 from worker.preview import encode_preview
+from worker.redis_retry import if_redis_answers, until_redis_returns
 from worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,9 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
     from the images already stored, as a job redelivered after a worker died does.
     """
     store, engine = runtime.store, runtime.engine
+    current = store.status(job_id)
+    if current is not None and current.state.finished:  # a duplicate delivery of a finished job
+        return finished(job_id, current.state)
     if store.is_cancelled(job_id):
         store.finish(job_id, JobState.CANCELLED)
         return finished(job_id, JobState.CANCELLED)
@@ -59,13 +63,13 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
     images_done = len(done)
 
     def on_step(step: int, steps: int, batch_size: int) -> None:
-        store.progress(job_id, step, steps, batch_size, images_done)
-        if store.is_cancelled(job_id):
+        if_redis_answers(store.progress, job_id, step, steps, batch_size, images_done)
+        if if_redis_answers(store.is_cancelled, job_id, default=False):
             raise JobCancelled(job_id)
 
     def on_preview(batch: Sequence[Item], step: int, images: list[Image.Image]) -> None:
         for item, image in zip(batch, images):
-            store.store_preview(job_id, item.index, step, encode_preview(image))
+            if_redis_answers(store.store_preview, job_id, item.index, step, encode_preview(image))
 
     def on_batch(batch: Sequence[Item], images: list[Image.Image | None]) -> None:
         nonlocal images_done
@@ -77,7 +81,7 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
             record = ImageRecord(job_id=job_id, index=item.index, row=item.row, col=item.col, prompt=item.prompt,
                                  seed=item.seed, worker=runtime.name, seconds=round(seconds, 4))
             png = encode_png(image, request, item, extra={"job_id": job_id, "worker": runtime.name, "vae": runtime.vae})
-            store.store_image(record, png)
+            until_redis_returns(store.store_image, record, png)
         images_done += len(batch)
 
     started = time.time()
@@ -102,9 +106,9 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
         store.finish(job_id, JobState.FAILED, message)
         return finished(job_id, JobState.FAILED, error=message)
     if len(this_turn) < len(pending):
-        store.requeued(job_id)
-        requeue(turn + 1)
+        until_redis_returns(store.requeued, job_id)
+        until_redis_returns(requeue, turn + 1)
         return finished(job_id, JobState.QUEUED, images_done=images_done)
-    store.finish(job_id, JobState.SUCCEEDED)
+    until_redis_returns(store.finish, job_id, JobState.SUCCEEDED)
     runtime.jobs_done += 1
     return finished(job_id, JobState.SUCCEEDED, images=[record.model_dump() for record in store.images(job_id)])
