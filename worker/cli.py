@@ -27,6 +27,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                              "other clients' jobs interleave (default: one batch; 0: a whole job in one turn)")
     parser.add_argument("--name", help="worker name shown to clients (default: host-pid)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+    parser.add_argument("--gpus", metavar="SPEC",
+                        help="'all' or GPU numbers such as 0,2: one worker process per GPU, each pinned with "
+                             "CUDA_VISIBLE_DEVICES and named <name or host>-gpu<N>, restarted when it dies and "
+                             "stopped warmly on SIGTERM (default: one worker in this process)")
     return parser
 
 
@@ -36,6 +40,8 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.gpus is not None:
+        return supervise_gpus(args)
     from shared.embedded_redis import EmbeddedRedis, join_hint
 
     embedded = None
@@ -56,6 +62,24 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     finally:
         if embedded:
             embedded.stop()
+
+
+def supervise_gpus(args: argparse.Namespace) -> int:
+    """`--gpus`: count the GPUs here (the only torch import of this path) and supervise a worker per GPU."""
+    from worker.supervisor import parse_gpus, run_supervisor
+
+    if args.device == "cpu":
+        print("seedgrid worker: --gpus runs every worker on its GPU; drop --device cpu (or SEEDGRID_DEVICE=cpu)",
+              file=sys.stderr)
+        return 2
+    import torch
+
+    try:
+        slots = parse_gpus(args.gpus, torch.cuda.device_count())
+    except ValueError as exc:
+        print(f"seedgrid worker: {exc}", file=sys.stderr)
+        return 2
+    return run_supervisor(slots, args, device="cuda")
 
 
 def serve(url: str, args: argparse.Namespace) -> int:
