@@ -76,7 +76,7 @@ def test_children_get_the_worker_options_but_not_those_set_per_child():
                               "--turn-images", "0", "--loglevel", "warning"])
     forwarded = forwarded_worker_args(args, parser)
     assert forwarded == ["--model", "tiny", "--vae", "v", "--max-batch", "2", "--turn-images", "0",
-                         "--loglevel", "warning"]
+                         "--simulated-seconds", "0.2", "--loglevel", "warning"]
     again = parser.parse_args(forwarded)
     for dest in ("model", "vae", "max_batch", "turn_images", "loglevel"):
         assert getattr(again, dest) == getattr(args, dest)

@@ -10,6 +10,7 @@ from diffusers import StableDiffusionPipeline
 from PIL import Image
 
 from shared.request import Item, JobRequest, RequestError
+from worker.cancel import JobCancelled
 from worker.preview import latents_to_rgb, preview_interval, sigma_normalized
 from worker.schedulers import compatible_scheduler_names, make_scheduler
 
@@ -18,10 +19,6 @@ log = logging.getLogger(__name__)
 StepCallback = Callable[[int, int, int], None]  # (step, steps, batch size)
 BatchCallback = Callable[[Sequence[Item], list[Image.Image | None]], None]
 PreviewCallback = Callable[[Sequence[Item], int, list[Image.Image]], None]  # (batch, step, one image per item)
-
-
-class JobCancelled(Exception):
-    """Raised from the step callback to stop a job between two steps."""
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

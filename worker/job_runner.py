@@ -10,8 +10,7 @@ from PIL import Image
 from shared.job import ImageRecord, JobState
 from shared.pngmeta import encode_png
 from shared.request import Item, RequestError, parse_request
-from worker.engine import JobCancelled
-from worker.preview import encode_preview
+from worker.cancel import JobCancelled
 from worker.redis_retry import if_redis_answers, until_redis_returns
 from worker.runtime import WorkerRuntime
 
@@ -68,6 +67,8 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
             raise JobCancelled(job_id)
 
     def on_preview(batch: Sequence[Item], step: int, images: list[Image.Image]) -> None:
+        from worker.preview import encode_preview  # torch lives there; only real engines make previews
+
         for item, image in zip(batch, images):
             if_redis_answers(store.store_preview, job_id, item.index, step, encode_preview(image))
 

@@ -4,21 +4,22 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-
-import torch
+from typing import TYPE_CHECKING
 
 from shared.jobstore import JobStore
 from shared.redis_conn import connect
 from shared.workers import WorkerInfo
-from worker.engine import PipelineEngine
-from worker.models.loading import default_device, load_pipeline, model_display_name
+from worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
+
+if TYPE_CHECKING:
+    from worker.engine import PipelineEngine
 
 DEFAULT_MAX_BATCH = 8
 
 
 @dataclass
 class WorkerRuntime:
-    engine: PipelineEngine
+    engine: "PipelineEngine | SimulatedEngine"
     store: JobStore
     name: str
     vae: str = ""
@@ -31,11 +32,17 @@ class WorkerRuntime:
     @classmethod
     def load(cls, redis_url: str, model: str, device: str | None = None, vae: str | None = None,
              max_batch: int = DEFAULT_MAX_BATCH, name: str | None = None,
-             turn_images: int | None = None) -> "WorkerRuntime":
+             turn_images: int | None = None, simulated_seconds: float = 0.2) -> "WorkerRuntime":
         """Load the model in this process: call it in the process that runs jobs, never before a fork."""
-        device = device or default_device()
-        pipeline = load_pipeline(model, device, vae)
-        engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
+        if model == SIMULATED_MODEL_NAME:
+            engine = SimulatedEngine(simulated_seconds, max_batch)
+        else:
+            from worker.engine import PipelineEngine
+            from worker.models.loading import default_device, load_pipeline, model_display_name
+
+            device = device or default_device()
+            pipeline = load_pipeline(model, device, vae)
+            engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
         store = JobStore(connect(redis_url, health_check_interval=30))
         return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "",
                    turn_images=turn_images)
@@ -49,7 +56,11 @@ class WorkerRuntime:
 
     def info(self) -> WorkerInfo:
         device = self.engine.device
-        device_name = torch.cuda.get_device_name(torch.device(device)) if device.startswith("cuda") else "cpu"
+        device_name = device
+        if device.startswith("cuda"):
+            import torch
+
+            device_name = torch.cuda.get_device_name(torch.device(device))
         return WorkerInfo(
             name=self.name, host=socket.gethostname(), pid=os.getpid(), model=self.engine.model_name,
             device=device, device_name=device_name, vae=self.vae, schedulers=self.engine.schedulers,

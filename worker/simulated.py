@@ -1,0 +1,42 @@
+"""A SIMULATED model for measuring the queue and the fleet, not a GPU: each image takes a fixed time.
+
+`seedgrid worker --model simulated --simulated-seconds 0.2` serves it. It goes through the same
+job runner, Redis records and PNG metadata as a real model, without torch: workers start in a
+second, so benchmarks can run many of them on a small machine.
+"""
+
+import time
+from collections import deque
+from collections.abc import Sequence
+
+from PIL import Image
+
+from shared.limits import SCHEDULER_NAMES
+from shared.request import Item, JobRequest, RequestError
+
+SIMULATED_MODEL_NAME = "simulated"
+
+
+class SimulatedEngine:
+    def __init__(self, seconds_per_image: float = 0.2, max_batch: int = 8):
+        self.seconds_per_image = seconds_per_image
+        self.max_batch = max_batch
+        self.model_name = SIMULATED_MODEL_NAME
+        self.device = "simulated"
+        self.schedulers = list(SCHEDULER_NAMES)
+
+    def check(self, request: JobRequest) -> None:
+        if request.model != self.model_name:
+            raise RequestError("model", f"this worker serves {self.model_name!r}, not {request.model!r}")
+
+    def run(self, request: JobRequest, items: Sequence[Item], on_step, on_batch, on_preview=None) -> None:
+        """A batch takes `seconds_per_image` per image, spread over its steps, like a GPU at fixed speed."""
+        pending = deque(items[i : i + self.max_batch] for i in range(0, len(items), self.max_batch))
+        while pending:
+            batch = pending.popleft()
+            step_seconds = self.seconds_per_image * len(batch) / request.steps
+            for step in range(1, request.steps + 1):
+                time.sleep(step_seconds)
+                on_step(step, request.steps, len(batch))
+            shade = [(item.seed * 37) % 256 for item in batch]
+            on_batch(batch, [Image.new("RGB", (request.width, request.height), (s, s, s)) for s in shade])
