@@ -5,8 +5,8 @@
 
 `sd15` is Stable Diffusion 1.5's architecture from its published configs with random weights
 (bench/sd15_configs.py; speed does not depend on the weights' values), so nothing is downloaded.
-For each batch size both sides run interleaved: one untimed call at that size, then `--repeats`
-timed calls, alternating which side goes first. A call is end to end: prompt encoding, the
+For each batch size both sides run interleaved: one warm-up call at that size (reported apart),
+then `--repeats` timed calls, alternating which side goes first. A call is end to end: prompt encoding, the
 denoising loop, VAE decode and conversion to PIL images, on both sides; PNG encoding is left out.
 """
 
@@ -23,6 +23,8 @@ import time
 from pathlib import Path
 
 import torch
+
+from shared.limits import MAX_SEEDS
 
 PROMPT = "portrait photo of a old warrior chief"
 SCHEDULER = "dpm++_2m"  # seedgrid's name for DPMSolverMultistepScheduler, algorithm dpmsolver++, order 2
@@ -51,6 +53,8 @@ def parse_args(argv=None) -> argparse.Namespace:
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
     if args.repeats < 1 or not args.batches or min(args.batches) < 1:
         p.error("--repeats and every batch size must be at least 1")
+    if not 0 <= args.probe_batch <= MAX_SEEDS:
+        p.error(f"--probe-batch: 0..{MAX_SEEDS} (a job's seed limit)")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: torch sees no CUDA device")
     return args
@@ -308,7 +312,7 @@ NOTES = [
     "stock: the guide's setup: float16 on cuda (float32 on cpu), DPMSolverMultistepScheduler.from_config, one "
     "torch.Generator per image on the device, diffusers' default attention (SDPA), PyTorch's default TF32 flags",
     "engine: seedgrid's PipelineEngine over the model as worker/models/loading.load_pipeline sets it up (SDPA "
-    "processor set explicitly, TF32 on for cuda), noise from one CPU generator per image, NaN/black check on output",
+    "processor set explicitly, TF32 on for cuda), noise from one CPU generator per image, NaN/black check on output, no previews",
     "neither side has a safety checker (the guide's from_pretrained pipeline would also run one on each image)",
     "sd15: published SD1.5 configs, seeded random weights made on the device (load time is that build, not "
     "reading a checkpoint), the tiny model's byte-level tokenizer (77 tokens like CLIP's)",
@@ -347,6 +351,9 @@ def format_table(report: dict) -> str:
         + (f"{probe['picked']} (max_batch {probe['asked']}, a {probe['images']}-image job, "
            f"{probe['s_per_image']:.4f} s/img)" if "picked" in probe else probe.get("skipped", "not measured")),
     ]
+    bad = sum(row["engine"].get("bad_images", 0) for row in report["batches"] if "engine" in row)
+    if bad:
+        lines.append(f"engine images that came out NaN or black (decoded again in float32): {bad}")
     lines += [f"skipped: {s}" for s in report["skipped"]]
     return "\n".join(lines)
 

@@ -1,0 +1,97 @@
+#!/usr/bin/env bash
+# The one prepared GPU run: stock diffusers against seedgrid's engine on SD1.5's architecture
+# (random weights, nothing downloaded), 512x512, DPM-Solver++ 20 steps, guidance 7.5, batch 1..32.
+# Ends inside 8 minutes on one H200; writes $OUT/gpu.json, $OUT/gpu.log and $OUT/nvidia-smi.txt.
+#
+#   bash bench/gpu.sh                  on the GPU machine (python3 there has torch; no network)
+#   bash bench/gpu.sh --cpu [ARGS]     the tiny model on this machine's CPU (a quick local check)
+#   bash bench/gpu.sh --fetch-wheels   here, with network: fill bench/wheels/ for the GPU machine
+#
+# The GPU machine's Python (3.12) has torch, transformers 5.17 and huggingface_hub 1.33 but not
+# diffusers or pydantic. `--fetch-wheels` downloads those (pure-Python or cp312 manylinux wheels,
+# no dependencies resolved) into bench/wheels/, which must stay out of git (.gitignore: /bench/wheels/)
+# and travel with the call:  run(command="bash bench/gpu.sh", carry=["bench/wheels"], timeout_s=540).
+# Extra arguments after the mode go to `python -m bench.gpu` (the last value of an option wins).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+PY=${PYTHON:-python3}
+WHEELS=bench/wheels
+SITE=/tmp/seedgrid-site
+LIMIT_S=480          # the whole script, from its first line
+BUDGET_END_S=400     # bench.gpu starts no measurement it expects to end after this
+HARD_END_S=465       # bench.gpu is stopped here at the latest (its JSON is rewritten after each batch size)
+PINS=(diffusers==0.42.1 pydantic==2.14.4 pydantic_core==2.50.5 annotated_types==0.8.0
+      typing_inspection==0.4.5 typing_extensions==4.16.0)
+
+mode=gpu
+case "${1:-}" in
+  --cpu) mode=cpu; shift ;;
+  --fetch-wheels) mode=fetch; shift ;;
+  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+esac
+
+if [[ $mode == fetch ]]; then
+  platforms=()
+  for p in manylinux_2_28_x86_64 manylinux_2_27_x86_64 manylinux_2_17_x86_64 manylinux2014_x86_64 manylinux1_x86_64; do
+    platforms+=(--platform "$p")
+  done
+  mkdir -p "$WHEELS"
+  "$PY" -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+    "${platforms[@]}" -d "$WHEELS" "${PINS[@]}"
+  ls -l "$WHEELS"
+  du -sh "$WHEELS"
+  exit 0
+fi
+
+if [[ $mode == cpu ]]; then
+  OUT=${OUT:-out/gpu}
+  mkdir -p "$OUT"
+  export PYTHONUNBUFFERED=1
+  "$PY" -m bench.gpu --model tiny --device cpu --batches 1,2 --steps 4 --size 256 --repeats 2 \
+    --probe-batch 4 --json "$OUT/gpu-cpu.json" "$@" 2>&1 | tee "$OUT/gpu-cpu.log"
+  exit "${PIPESTATUS[0]}"
+fi
+
+OUT=${OUT:-out/gpu}
+mkdir -p "$OUT"
+echo "== bench/gpu.sh $(date -u +%FT%TZ) on $(hostname)"
+
+if ! command -v nvidia-smi >/dev/null; then
+  echo "FAIL: no nvidia-smi on this machine"; exit 3
+fi
+nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.sm,clocks.max.sm,temperature.gpu,power.draw \
+  --format=csv | tee "$OUT/nvidia-smi.txt"
+
+if compgen -G "$WHEELS/*.whl" >/dev/null; then
+  echo "== installing $(ls "$WHEELS" | wc -l) carried wheels into $SITE"
+  "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl
+  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+fi
+
+"$PY" - <<'EOF' || { echo "FAIL: see above; on a machine with network run: bash bench/gpu.sh --fetch-wheels, then carry bench/wheels"; exit 4; }
+import sys
+import torch, diffusers, transformers, pydantic
+print("python", sys.version.split()[0], "torch", torch.__version__, "diffusers", diffusers.__version__,
+      "transformers", transformers.__version__, "pydantic", pydantic.__version__)
+if not torch.cuda.is_available():
+    sys.exit("torch sees no CUDA device")
+print("cuda", torch.version.cuda, torch.cuda.get_device_name(0))
+import bench.sd15_configs, worker.engine  # the project's own imports work here
+EOF
+
+budget=$((BUDGET_END_S - SECONDS))
+hard=$((HARD_END_S - SECONDS))
+echo "== bench.gpu: time budget ${budget} s, stopped after ${hard} s at the latest (script limit ${LIMIT_S} s)"
+export PYTHONUNBUFFERED=1
+set +e
+timeout -k 10 "$hard" "$PY" -m bench.gpu --model sd15 --device cuda --batches 1,4,8,16,32 --steps 20 --size 512 \
+  --guidance 7.5 --repeats 3 --probe-batch 64 --time-budget "$budget" --json "$OUT/gpu.json" "$@" 2>&1 \
+  | tee "$OUT/gpu.log"
+rc=${PIPESTATUS[0]}
+set -e
+echo "== bench.gpu exited $rc after ${SECONDS} s in all"
+if [[ $rc -ne 0 ]]; then
+  [[ $rc -eq 124 || $rc -eq 137 ]] && echo "FAIL: stopped at the time limit; $OUT/gpu.json holds the batch sizes done"
+  exit "$rc"
+fi

@@ -1,0 +1,115 @@
+"""bench.gpu's CPU path with the tiny model (what CI can run), and SD1.5's configs checked without allocating them."""
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+import torch
+
+from bench import gpu
+from bench.sd15_configs import (
+    SD15_TEXT_PARAMETERS,
+    SD15_UNET_PARAMETERS,
+    SD15_VAE_PARAMETERS,
+    build_sd15_random,
+    parameter_counts_on_meta,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = ["--model", "tiny", "--device", "cpu", "--steps", "2", "--size", "64", "--repeats", "1"]
+
+
+def test_tiny_cpu_run_prints_the_table_and_writes_the_json(tmp_path, capsys):
+    path = tmp_path / "gpu.json"
+    assert gpu.main(TINY + ["--batches", "1,2", "--probe-batch", "3", "--json", str(path)]) == 0
+    printed = capsys.readouterr().out
+    report = json.loads(path.read_text())
+
+    assert report["complete"] and report["schema"] == "seedgrid-bench-gpu/1"
+    assert report["args"]["batches"] == [1, 2] and report["args"]["model"] == "tiny"
+    env = report["environment"]
+    assert env["torch"] == torch.__version__ and env["diffusers"] and env["device_name"] and env["date"]
+    assert report["settings"]["flop_per_image"] is None
+    for side in ("stock", "engine"):
+        assert report["load_s"][side] > 0 and report["warmup_s"][side] > 0
+        assert 0 < report["weights_gib"][side] < 0.01
+    assert [row["batch"] for row in report["batches"]] == [1, 2]
+    for row in report["batches"]:
+        b = row["batch"]
+        for side in ("stock", "engine"):
+            m = row[side]
+            assert m["status"] == "ok" and len(m["times_s"]) == 1 and m["first_s"] > 0
+            assert m["s_per_image"] == pytest.approx(m["seconds"] / b)
+            assert m["images_per_s"] * m["s_per_image"] == pytest.approx(1.0)
+            assert m["unet_image_steps_per_s"] == pytest.approx(b * 2 / m["seconds"])
+            assert m["unet_evals_per_s"] == pytest.approx(2 * m["unet_image_steps_per_s"])  # guidance 7.5: CFG
+            assert m["peak_gib"] is None and m["fraction_of_datasheet"] is None  # no GPU, no FLOP figure
+        assert row["engine"]["bad_images"] == 0 and row["engine"]["max_batch_after"] == b
+        assert row["engine_over_stock"] == pytest.approx(row["engine"]["images_per_s"] / row["stock"]["images_per_s"])
+    probe = report["largest_engine_batch"]
+    assert probe["asked"] == 3 and probe["picked"] == 3 and probe["images"] == 3 and probe["bad_images"] == 0
+    assert report["skipped"] == [] and report["elapsed_s"] > 0
+
+    assert "| batch | side | s/img | img/s | UNet steps/s | peak GiB | % of 990 | % of 790 | engine/stock |" in printed
+    table_rows = [line for line in printed.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert len(table_rows) == 4 and all("n/a" in line for line in table_rows)
+    assert "largest batch the engine picks itself: 3" in printed
+
+
+def test_time_budget_skips_what_would_not_fit(tmp_path, capsys):
+    path = tmp_path / "gpu.json"
+    assert gpu.main(TINY + ["--batches", "1,4", "--time-budget", "0.001", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["complete"] and report["batches"] == []
+    assert [s.split(":")[0] for s in report["skipped"]] == ["batch 1", "batch 4", "largest-batch probe"]
+    assert "skipped" in report["largest_engine_batch"]
+    assert "skipped: batch 4" in capsys.readouterr().out
+
+
+def test_out_of_memory_is_recorded_and_larger_batches_skipped():
+    args = gpu.parse_args(TINY + ["--batches", "1"])
+    stock = gpu.Side("stock", gpu.load_stock(args), gpu.stock_call, (False, True))
+
+    def runs_out_above_one(pipe, args_, batch):
+        if batch > 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 1 GiB")
+        return gpu.stock_call(pipe, args_, batch)
+
+    stock.call = runs_out_above_one
+    ok, oom, after = (gpu.measure_batch([stock], args, b) for b in (1, 2, 4))
+    assert ok["stock"]["status"] == "ok" and "engine_over_stock" not in ok
+    assert oom["stock"]["status"] == "oom" and "out of memory" in oom["stock"]["error"]
+    assert after["stock"] == {"status": "skipped", "reason": "out of memory at batch 2"}
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_cuda_is_refused_without_a_gpu():
+    with pytest.raises(SystemExit):
+        gpu.parse_args(["--device", "cuda"])
+
+
+def test_sd15_configs_give_sd15s_parameter_counts():
+    counts = parameter_counts_on_meta()
+    assert counts == {"unet": SD15_UNET_PARAMETERS, "vae": SD15_VAE_PARAMETERS, "text_encoder": SD15_TEXT_PARAMETERS}
+    assert round(counts["unet"] / 1e6, 1) == 859.5
+
+
+def test_build_sd15_random_on_meta_is_sd15_sized_in_the_asked_dtype():
+    pipe = build_sd15_random(torch.float16, "meta")  # meta: no memory, no init time
+    assert sum(p.numel() for p in pipe.unet.parameters()) == SD15_UNET_PARAMETERS
+    assert pipe.unet.dtype == pipe.vae.dtype == pipe.text_encoder.dtype == torch.float16
+    assert pipe.unet.device.type == "meta"
+    assert pipe.vae.config.scaling_factor == 0.18215 and pipe.vae_scale_factor == 8
+    assert pipe.unet.config.sample_size == 64 and pipe.unet.config.cross_attention_dim == 768
+    assert pipe.safety_checker is None
+    ids = pipe.tokenizer(gpu.PROMPT, padding="max_length", max_length=77).input_ids
+    assert len(ids) == 77 and max(ids) < pipe.text_encoder.config.vocab_size == 49408
+    assert type(pipe.scheduler).__name__ == "PNDMScheduler" and pipe.scheduler.config.steps_offset == 1
+
+
+def test_gpu_sh_is_valid_bash_and_runs_the_sd15_benchmark():
+    script = ROOT / "bench" / "gpu.sh"
+    subprocess.run(["bash", "-n", str(script)], check=True)
+    text = script.read_text()
+    assert "-m bench.gpu --model sd15 --device cuda" in text and '--json "$OUT/gpu.json"' in text
