@@ -10,10 +10,10 @@ from shared.request import JobRequest
 
 
 def run_to_folder(client: SeedgridClient, request: JobRequest, out: Path, label: str, grid_name: str | None,
-                  prefix: str | None = None, require_worker: bool = True,
+                  prefix: str | None = None, require_worker: bool = True, priority: str = "normal",
                   timeout: float | None = None) -> tuple[JobStatus, SavedJob]:
     """Raises RequestError before anything is queued when the request cannot be served."""
-    job_id = client.submit(request, require_worker=require_worker)
+    job_id = client.submit(request, require_worker=require_worker, priority=priority)
     bar = ProgressBar(f"{label} {job_id[:8]}")
     try:
         status = client.wait(job_id, on_update=bar.update, timeout=timeout)

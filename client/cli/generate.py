@@ -10,6 +10,7 @@ from client.cli.follow import run_to_folder
 from client.cli.request_args import add_request_options, request_from_args
 from client.local import LocalStack
 from shared.job import JobState
+from shared.names import PRIORITIES
 from shared.request import JobRequest, RequestError
 
 
@@ -23,6 +24,8 @@ def add_parser(subparsers) -> None:
     p.add_argument("--redis", default=os.environ.get("SEEDGRID_REDIS_URL"), help="Redis URL (default: $SEEDGRID_REDIS_URL)")
     p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker, when one is started")
     p.add_argument("--queue-anyway", action="store_true", help="queue even if no online worker serves the model")
+    p.add_argument("--priority", choices=list(PRIORITIES), default="normal",
+                   help="high jumps ahead of normal and low jobs in the queue (default: normal)")
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
     p.set_defaults(run=run)
 
@@ -39,14 +42,14 @@ def run(args: argparse.Namespace) -> int:
             worker = stack.start_worker(request.model, args.device)
             client.wait_for_worker(request.model, alive=worker.alive)
         return follow_and_save(client, request, args.out, "grid.png" if args.grid else None,
-                               queue_anyway=args.queue_anyway, timeout=args.timeout)
+                               queue_anyway=args.queue_anyway, timeout=args.timeout, priority=args.priority)
 
 
 def follow_and_save(client: SeedgridClient, request: JobRequest, out: Path, grid_name: str | None,
-                    queue_anyway: bool = False, timeout: float | None = None) -> int:
+                    queue_anyway: bool = False, timeout: float | None = None, priority: str = "normal") -> int:
     try:
         status, saved = run_to_folder(client, request, out, "job", grid_name, require_worker=not queue_anyway,
-                                      timeout=timeout)
+                                      timeout=timeout, priority=priority)
     except RequestError as exc:
         print(f"seedgrid generate: {exc}", file=sys.stderr)
         return 2
