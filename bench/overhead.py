@@ -1,8 +1,10 @@
 """Queue-path overhead: submit -> Redis -> worker -> PNG -> fetch, against a direct engine call.
 
 Both paths make the same job with the built-in `tiny` model on the CPU, at a size where the
-overhead dominates; they run alternately in one process (the queue path through a private Redis
-and one worker process), so the ratio holds on a noisy machine. PNG encoding is on both sides.
+overhead dominates, taking turns in one run (the queue path through a private Redis and one worker
+process), so the ratio holds on a noisy machine. PNG encoding is on both sides. A third path, the
+worker's job runner called in this process on the same engine, separates the runner's own Redis
+bookkeeping from Celery and the second process.
 
     python -m bench.overhead [--jobs N] [--images-per-job K] [--size 64] [--steps 2] [--json PATH]
 """
@@ -25,7 +27,7 @@ JOB_TIMEOUT_S = 60.0
 PROMPT = "a photograph of an astronaut riding a horse"
 THREAD_VARS = {"OMP_NUM_THREADS": "1"}
 
-# Rows of the table: (key in stats, label, unit); per-round values are in seconds unless unit is "x" or "".
+# Rows of the table: (key in stats, label, unit).
 TABLE_ROWS = [
     ("direct_ms", "direct: engine.run + PNG encode, per job", "ms"),
     ("queue_ms", "queue: submit -> wait -> fetch PNGs, per job", "ms"),
@@ -39,7 +41,7 @@ SPLIT_ROWS = [
     ("queue_wait_ms", "queue wait (submit returned -> worker started_at)"),
     ("worker_ms", "worker span (started_at -> finished_at)"),
     ("worker_bookkeeping_ms", "worker bookkeeping (worker span - direct)"),
-    ("runner_bookkeeping_ms", "  same, run_job in this process (no Celery) - direct"),
+    ("runner_bookkeeping_ms", "  of it without Celery: run_job in this process - direct"),
     ("detect_ms", "finish detection (finished_at -> client saw it)"),
     ("fetch_ms", "fetch (image records + PNG bytes)"),
     ("result_tail_ms", "Celery result stored after finish (off the client's path)"),
@@ -49,8 +51,6 @@ SPLIT_ROWS = [
 def percentile(values: list[float], q: float) -> float:
     """Linear interpolation between closest ranks, q in 0..100."""
     ordered = sorted(values)
-    if not ordered:
-        return float("nan")
     pos = (len(ordered) - 1) * q / 100.0
     low = int(pos)
     high = min(low + 1, len(ordered) - 1)
@@ -58,6 +58,8 @@ def percentile(values: list[float], q: float) -> float:
 
 
 def summarize(values: list[float]) -> dict:
+    if not values:
+        return {"p50": None, "p95": None, "n": 0}
     return {"p50": percentile(values, 50), "p95": percentile(values, 95), "n": len(values)}
 
 
@@ -89,6 +91,7 @@ def environment(argv: list[str]) -> dict:
         "torch": torch.__version__,
         "platform": platform.platform(),
         "torch_threads": torch.get_num_threads(),
+        "load_average": [round(x, 2) for x in os.getloadavg()],  # at the end of the run: 1, 5, 15 minutes
         "thread_env": dict(THREAD_VARS),
         "command": shlex.join(["python", "-m", "bench.overhead", *argv]),
     }
@@ -187,7 +190,8 @@ def redis_commands_per_job(client, queue: QueuePath, request) -> dict[str, int]:
     queue.run(request)
     stats = client.redis.info("commandstats")
     counts = {name.removeprefix("cmdstat_"): int(v["calls"]) for name, v in stats.items()}
-    counts.pop("info", None)
+    for ours in ("info", "config"):
+        counts.pop(ours, None)
     return dict(sorted(counts.items(), key=lambda kv: -kv[1]))
 
 
@@ -314,18 +318,19 @@ def format_table(result: dict) -> str:
     lines = [
         f"seedgrid queue-path overhead: tiny on cpu, {c['size']}x{c['size']}, {c['steps']} steps, "
         f"{c['images_per_job']} images per job, {c['jobs']} jobs per path after {c['warmup']} warm-up, "
-        "paths alternated",
+        "paths taken in turn (direct, queue, in-process runner)",
         f"OMP_NUM_THREADS=1 and torch threads 1 in this process and the worker; client poll interval "
-        f"{c['poll_ms']:g} ms (bounds the finish detection); {env['cpus']} CPUs, python {env['python']}, "
+        f"{c['poll_ms']:g} ms (bounds the finish detection)",
+        f"{env['cpus']} CPUs (load average {env['load_average'][0]:g} at the end), python {env['python']}, "
         f"torch {env['torch']}",
         "",
-        f"{'':52} {'p50':>9} {'p95':>9}",
+        f"{'':60} {'p50':>9} {'p95':>9}",
     ]
 
     def row(label, key, unit):
         s = stats[key]
-        fmt = "{:9.2f}x" if unit == "x" else "{:9.2f}"
-        lines.append(f"{label:52} {fmt.format(s['p50']):>9} {fmt.format(s['p95']):>9}")
+        fmt = "{:8.2f}x" if unit == "x" else "{:9.2f}"
+        lines.append(f"{label:60} {fmt.format(s['p50']):>9} {fmt.format(s['p95']):>9}")
 
     for key, label, unit in TABLE_ROWS:
         row(label + (f" ({unit})" if unit == "ms" else ""), key, unit)
