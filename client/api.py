@@ -88,7 +88,10 @@ class SeedgridClient:
                 return status
             if deadline is not None and time.monotonic() > deadline:
                 raise JobTimeout(f"job {job_id} still {status.state.value} after {timeout} s")
-            time.sleep(poll_seconds)
+            try:
+                self.store.wait_finished(job_id, poll_seconds)  # returns at once when the job finishes
+            except (redis.ConnectionError, redis.TimeoutError):
+                time.sleep(RECONNECT_SECONDS)
 
     def images(self, job_id: str) -> list[ImageRecord]:
         return self.store.images(job_id)

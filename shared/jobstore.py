@@ -12,10 +12,24 @@ from shared.request import JobRequest
 from shared.workers import WorkerInfo
 
 
+# KEYS: images hash, PNG key, job hash, preview key. ARGV: index, record JSON, PNG, ttl.
+# One round trip; refuses a second store of the same index (a rerun after a worker died).
+STORE_IMAGE_LUA = """
+if redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then return 0 end
+redis.call('SET', KEYS[2], ARGV[3], 'EX', ARGV[4])
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[4])
+redis.call('HSET', KEYS[3], 'images_done', redis.call('HLEN', KEYS[1]))
+redis.call('DEL', KEYS[4])
+return 1
+"""
+
+
 class JobStore:
     def __init__(self, client: redis.Redis, ttl: int | None = None):
         self.redis = client
         self.ttl = ttl or result_ttl()
+        self._store_image_script = client.register_script(STORE_IMAGE_LUA)
 
     # -- written by the client
     def create(self, job_id: str, request: JobRequest, client_id: str) -> None:
@@ -61,11 +75,15 @@ class JobStore:
         """Between two turns of a large job: back in the queue, behind other clients' jobs."""
         self.redis.hset(names.job_key(job_id), mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
 
-    def progress(self, job_id: str, step: int, steps: int, batch_size: int, images_done: int) -> None:
-        self.redis.hset(names.job_key(job_id), mapping={
-            "state": JobState.RUNNING.value, "step": step, "steps": steps,
-            "batch_size": batch_size, "images_done": images_done,
-        })
+    def progress(self, job_id: str, step: int, steps: int, batch_size: int, images_done: int) -> bool:
+        """Record step `step` of `steps`; returns whether the job was asked to cancel (one round trip)."""
+        with self.redis.pipeline(transaction=False) as p:
+            p.hset(names.job_key(job_id), mapping={
+                "state": JobState.RUNNING.value, "step": step, "steps": steps,
+                "batch_size": batch_size, "images_done": images_done,
+            })
+            p.exists(names.cancel_key(job_id))
+            return bool(p.execute()[1])
 
     def is_cancelled(self, job_id: str) -> bool:
         return bool(self.redis.exists(names.cancel_key(job_id)))
@@ -83,27 +101,28 @@ class JobStore:
 
     def store_image(self, record: ImageRecord, png: bytes) -> bool:
         """Store one image and its record atomically, once: a rerun's second store is refused."""
-        images_key = names.job_images_key(record.job_id)
-        field = str(record.index)
-        with self.redis.pipeline() as p:
-            try:
-                p.watch(images_key)
-                if p.hexists(images_key, field):
-                    return False
-                p.multi()
-                p.set(names.image_png_key(record.job_id, record.index), png, ex=self.ttl)
-                p.hset(images_key, field, record.model_dump_json())
-                p.expire(images_key, self.ttl)
-                p.hlen(images_key)
-                p.delete(names.preview_key(record.job_id, record.index))
-                done = p.execute()[3]
-            except redis.WatchError:
-                return False
-        self.redis.hset(names.job_key(record.job_id), "images_done", done)
-        return True
+        stored = self._store_image_script(
+            keys=[names.job_images_key(record.job_id), names.image_png_key(record.job_id, record.index),
+                  names.job_key(record.job_id), names.preview_key(record.job_id, record.index)],
+            args=[str(record.index), record.model_dump_json(), png, self.ttl],
+        )
+        return bool(stored)
 
     def finish(self, job_id: str, state: JobState, error: str = "") -> None:
-        self.redis.hset(names.job_key(job_id), mapping={"state": state.value, "error": error, "finished_at": time.time()})
+        with self.redis.pipeline() as p:
+            p.hset(names.job_key(job_id), mapping={"state": state.value, "error": error, "finished_at": time.time()})
+            self._signal_finished(p, job_id)
+            p.execute()
+
+    def _signal_finished(self, p, job_id: str) -> None:
+        """Wake clients blocked in wait_finished (the list is read without being emptied)."""
+        p.rpush(names.job_done_key(job_id), 1)
+        p.expire(names.job_done_key(job_id), self.ttl)
+
+    def wait_finished(self, job_id: str, timeout: float) -> bool:
+        """Block up to `timeout` seconds until the job has finished; True once it has."""
+        done = names.job_done_key(job_id)
+        return self.redis.blmove(done, done, timeout, src="RIGHT", dest="LEFT") is not None
 
     # -- read by both
     def status(self, job_id: str) -> JobStatus | None:
@@ -143,6 +162,8 @@ class JobStore:
                     return False
                 p.multi()
                 p.hset(key, mapping={"state": new.value, "finished_at": time.time()})
+                if new.finished:
+                    self._signal_finished(p, job_id)
                 p.execute()
                 return True
             except redis.WatchError:

@@ -26,6 +26,11 @@ def job_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:job:{job_id}"
 
 
+def job_done_key(job_id: str) -> str:
+    """List: gets an element when the job finishes, so clients can block instead of polling."""
+    return f"{KEY_PREFIX}:job:{job_id}:done"
+
+
 def job_turns_key(job_id: str) -> str:
     """Hash: turn number -> deliveries, so a redelivery (a worker died) is told from a first start."""
     return f"{KEY_PREFIX}:job:{job_id}:turns"

@@ -62,8 +62,7 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
     images_done = len(done)
 
     def on_step(step: int, steps: int, batch_size: int) -> None:
-        if_redis_answers(store.progress, job_id, step, steps, batch_size, images_done)
-        if if_redis_answers(store.is_cancelled, job_id, default=False):
+        if if_redis_answers(store.progress, job_id, step, steps, batch_size, images_done, default=False):
             raise JobCancelled(job_id)
 
     def on_preview(batch: Sequence[Item], step: int, images: list[Image.Image]) -> None:
