@@ -29,7 +29,7 @@ from shared.limits import MAX_SEEDS
 PROMPT = "portrait photo of a old warrior chief"
 SCHEDULER = "dpm++_2m"  # seedgrid's name for DPMSolverMultistepScheduler, algorithm dpmsolver++, order 2
 DATASHEET_TFLOPS = 990.0  # H200 dense fp16/bf16, vendor datasheet
-MEASURED_TFLOPS = 790.0  # bf16 8192^3 matrix product measured on this workplace's H200s
+MEASURED_TFLOPS = 790.0  # bf16 8192^3 matrix product measured on an H200 (the performance issue's figure)
 UNET_PASS_TFLOP = 0.80  # one SD1.5 UNet pass of one sample at 64x64 latents
 DECODE_AND_TEXT_TFLOP = 2.7  # VAE decoder at 512x512 plus the text encoder: 34.7 - 20 steps x 2 x 0.80
 GIB = 2**30
@@ -307,8 +307,8 @@ NOTES = [
     "peak GiB: torch.cuda.max_memory_allocated during the call, less what was allocated before it, plus this "
     "side's own weights (both pipelines stay loaded)",
     "% of limit: FLOP per image (issue's figure: 34.7 TFLOP at 512x512, 20 steps, CFG) x images/s over 990 "
-    "TFLOP/s (H200 datasheet, dense fp16) and 790 TFLOP/s (bf16 matrix product measured on this workplace's "
-    "H200s); sd15 on cuda only",
+    "TFLOP/s (H200 datasheet, dense fp16) and 790 TFLOP/s (bf16 matrix product measured on an "
+    "H200, the issue's figure); sd15 on cuda only",
     "stock: the guide's setup: float16 on cuda (float32 on cpu), DPMSolverMultistepScheduler.from_config, one "
     "torch.Generator per image on the device, diffusers' default attention (SDPA), PyTorch's default TF32 flags",
     "engine: seedgrid's PipelineEngine over the model as worker/models/loading.load_pipeline sets it up (SDPA "

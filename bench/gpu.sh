@@ -3,14 +3,14 @@
 # (random weights, nothing downloaded), 512x512, DPM-Solver++ 20 steps, guidance 7.5, batch 1..32.
 # Ends inside 8 minutes on one H200; writes $OUT/gpu.json, $OUT/gpu.log and $OUT/nvidia-smi.txt.
 #
-#   bash bench/gpu.sh                  on the GPU machine (python3 there has torch; no network)
-#   bash bench/gpu.sh --cpu [ARGS]     the tiny model on this machine's CPU (a quick local check)
-#   bash bench/gpu.sh --fetch-wheels   here, with network: fill bench/wheels/ for the GPU machine
+#   bash bench/gpu.sh                  on the GPU machine (its python3 has torch; it may have no network)
+#   bash bench/gpu.sh --cpu [ARGS]     the tiny model on a CPU (a quick local check)
+#   bash bench/gpu.sh --fetch-wheels   on a machine with network: fill bench/wheels/ for the GPU machine
 #
-# The GPU machine's Python (3.12) has torch, transformers 5.17 and huggingface_hub 1.33 but not
-# diffusers or pydantic. `--fetch-wheels` downloads those (pure-Python or cp312 manylinux wheels,
-# no dependencies resolved) into bench/wheels/, which must stay out of git (.gitignore: /bench/wheels/)
-# and travel with the call:  run(command="bash bench/gpu.sh", carry=["bench/wheels"], timeout_s=540).
+# A GPU image whose Python (3.12) has torch and transformers but not diffusers or pydantic gets them
+# from bench/wheels/: `--fetch-wheels` downloads those (pure-Python or cp312 manylinux wheels, no
+# dependencies resolved). The folder stays out of git and is copied to the GPU machine with the
+# checkout; allow the run 9 minutes.
 # Extra arguments after the mode go to `python -m bench.gpu` (the last value of an option wins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
