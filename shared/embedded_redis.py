@@ -79,7 +79,7 @@ def _conf_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def _die_with_parent_preexec():
+def die_with_parent_preexec():
     """A preexec_fn asking Linux to SIGTERM the child when this parent dies."""
     if not sys.platform.startswith("linux"):
         return None
@@ -158,7 +158,7 @@ class EmbeddedRedis:
         with open(self.log_path, "wb") as log:
             self._process = subprocess.Popen(
                 [executable, conf_path], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                cwd=self._run_dir, start_new_session=False, preexec_fn=_die_with_parent_preexec(),
+                cwd=self._run_dir, start_new_session=False, preexec_fn=die_with_parent_preexec(),
             )
 
     def _client(self, timeout: float) -> redis.Redis:

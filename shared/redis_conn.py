@@ -38,6 +38,15 @@ def check_redis_url(url: str) -> None:
         )
 
 
+def url_problem(url: str) -> str | None:
+    """The reason `url` is refused, or None: for command lines that print it and exit."""
+    try:
+        check_redis_url(url)
+    except UnsafeRedisURL as exc:
+        return str(exc)
+    return None
+
+
 def tls_options(url: str) -> dict:
     """redis-py TLS options for rediss:// URLs: verify the server, against $SEEDGRID_REDIS_CA if set."""
     if urlsplit(url).scheme != "rediss":

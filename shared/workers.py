@@ -13,6 +13,7 @@ class WorkerInfo(BaseModel):
     model: str
     device: str
     device_name: str = ""
+    device_memory_gb: float = 0.0  # the GPU's memory; on a CPU, the machine's
     vae: str = ""
     schedulers: list[str]
     max_batch: int

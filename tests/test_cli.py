@@ -89,6 +89,7 @@ def test_help_lists_subcommands_and_options():
 def test_workers_jobs_and_cancel_against_a_running_system(redis_url, tiny_worker, tmp_path):
     workers = seedgrid("workers", redis_url=redis_url, timeout=60)
     assert workers.returncode == 0 and tiny_worker.name in workers.stdout and " tiny " in workers.stdout
+    assert "cpu " in workers.stdout and " GB " in workers.stdout and "batch<=8" in workers.stdout
     env_client = {"SEEDGRID_CLIENT_ID": "cli-test"}
     os.environ.update(env_client)
     try:

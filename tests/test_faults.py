@@ -70,6 +70,7 @@ def test_a_ten_second_redis_outage_is_ridden_out_by_worker_and_client(persistent
         persistent_redis.start()
         status = client.wait(job_id, timeout=120)  # the same client object, reconnecting by itself
         assert status.state == JobState.SUCCEEDED and [r.index for r in client.images(job_id)] == [0, 1]
+        assert client.wait_for_worker("tiny", timeout=60).name == worker.name  # its heartbeat is back
         after = client.submit(JobRequest(prompts=["after the outage"], **SMALL))
         assert client.wait(after, timeout=120).state == JobState.SUCCEEDED
     assert worker.alive(), "the worker reconnected instead of dying"

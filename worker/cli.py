@@ -53,12 +53,10 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         embedded = EmbeddedRedis().start()
         url = embedded.url
         print("No Redis configured: started a private one.\n" + join_hint(url), flush=True)
-    from shared.redis_conn import UnsafeRedisURL, check_redis_url
+    from shared.redis_conn import url_problem
 
-    try:
-        check_redis_url(url)
-    except UnsafeRedisURL as exc:
-        print(f"seedgrid worker: {exc}", file=sys.stderr)
+    if problem := url_problem(url):
+        print(f"seedgrid worker: {problem}", file=sys.stderr)
         return 2
     try:
         return serve(url, args)

@@ -28,6 +28,7 @@ class WorkerRuntime:
     busy: bool = False
     current_job: str = ""
     jobs_done: int = 0
+    device_description: tuple[str, float] | None = None
 
     @classmethod
     def load(cls, redis_url: str, model: str, device: str | None = None, vae: str | None = None,
@@ -55,15 +56,24 @@ class WorkerRuntime:
                         env.get("SEEDGRID_VAE"), int(env.get("SEEDGRID_MAX_BATCH", DEFAULT_MAX_BATCH)))
 
     def info(self) -> WorkerInfo:
-        device = self.engine.device
-        device_name = device
-        if device.startswith("cuda"):
-            import torch
-
-            device_name = torch.cuda.get_device_name(torch.device(device))
+        if self.device_description is None:
+            self.device_description = describe_device(self.engine.device)
+        device_name, memory_gb = self.device_description
         return WorkerInfo(
             name=self.name, host=socket.gethostname(), pid=os.getpid(), model=self.engine.model_name,
-            device=device, device_name=device_name, vae=self.vae, schedulers=self.engine.schedulers,
+            device=self.engine.device, device_name=device_name, device_memory_gb=memory_gb, vae=self.vae,
+            schedulers=self.engine.schedulers,
             max_batch=self.engine.max_batch, busy=self.busy, current_job=self.current_job,
             jobs_done=self.jobs_done, started_at=self.started_at,
         )
+
+
+def describe_device(device: str) -> tuple[str, float]:
+    """(name, memory in GB) of a CUDA device, or of this machine for anything else."""
+    if device.startswith("cuda"):
+        import torch
+
+        props = torch.cuda.get_device_properties(torch.device(device))
+        return props.name, round(props.total_memory / 1e9, 1)
+    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") if hasattr(os, "sysconf") else 0
+    return device, round(memory / 1e9, 1)

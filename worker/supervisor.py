@@ -13,7 +13,6 @@ workers without any GPU (tests, or a CPU-only box that wants several workers).
 """
 
 import argparse
-import ctypes
 import logging
 import os
 import signal
@@ -21,6 +20,8 @@ import socket
 import subprocess
 import sys
 import time
+
+from shared.embedded_redis import die_with_parent_preexec
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -34,7 +35,6 @@ CRASH_WINDOW_S = 60.0
 POLL_S = 0.2
 # Options of `seedgrid worker` the supervisor sets per child itself instead of forwarding.
 NOT_FORWARDED = {"gpus", "name", "device", "redis", "help"}
-PR_SET_PDEATHSIG = 1
 NO_GPU_MESSAGE = ("--gpus: no CUDA GPU is visible on this machine (torch.cuda.device_count() is 0); run without "
                   "--gpus for one worker on the CPU, or install the CUDA build of torch")
 
@@ -90,21 +90,6 @@ def forwarded_worker_args(args: argparse.Namespace, parser: argparse.ArgumentPar
         elif value is not None:
             argv += [option, str(value)]
     return argv
-
-
-def die_with_parent_preexec():
-    """A preexec_fn: the child gets SIGTERM (a warm shutdown) when the supervisor dies, even by SIGKILL."""
-    if not sys.platform.startswith("linux"):
-        return None
-    libc = ctypes.CDLL(None, use_errno=True)  # loaded before fork: the child must not load libraries
-    parent = os.getpid()
-
-    def preexec() -> None:
-        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
-        if os.getppid() != parent:  # the supervisor died before prctl took effect
-            os._exit(1)
-
-    return preexec
 
 
 def start_private_redis():
@@ -264,16 +249,14 @@ class Supervisor:
 def run_supervisor(slots: list[int], args: argparse.Namespace, device: str = "cuda", **options) -> int:
     """`seedgrid worker` with several slots: resolve the Redis once and share it with every child."""
     from shared.embedded_redis import join_hint
-    from shared.redis_conn import UnsafeRedisURL, check_redis_url
+    from shared.redis_conn import url_problem
     from worker.cli import build_parser
 
     embedded = None
     url = args.redis
     if url:
-        try:
-            check_redis_url(url)
-        except UnsafeRedisURL as exc:
-            print(f"seedgrid worker: {exc}", file=sys.stderr)
+        if problem := url_problem(url):
+            print(f"seedgrid worker: {problem}", file=sys.stderr)
             return 2
     else:
         embedded = start_private_redis()

@@ -37,8 +37,8 @@ def list_workers(args: argparse.Namespace) -> int:
         print("no online workers")
     for w in workers:
         state = f"busy ({w.current_job[:8]})" if w.busy else "idle"
-        print(f"{w.name:28} {w.host:16} {w.device}:{w.device_name:20} {w.model:40} batch<={w.max_batch} "
-              f"{state:16} done {w.jobs_done}")
+        device = f"{w.device_name} {w.device_memory_gb:.1f} GB"
+        print(f"{w.name:28} {w.host:16} {device:28} {w.model:40} batch<={w.max_batch} {state:16} done {w.jobs_done}")
     return 0
 
 

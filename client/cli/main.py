@@ -4,7 +4,7 @@ import argparse
 import sys
 
 from client.cli import admin, demo, generate, gui
-from shared.redis_conn import UnsafeRedisURL, check_redis_url
+from shared.redis_conn import url_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -37,12 +37,9 @@ def main(argv: list[str] | None = None) -> int:
     if getattr(args, "needs_redis", False) and not args.redis:
         parser.error(f"{args.command}: no Redis configured: set SEEDGRID_REDIS_URL or pass --redis")
     redis_url = getattr(args, "redis", None)
-    if redis_url:
-        try:
-            check_redis_url(redis_url)
-        except UnsafeRedisURL as exc:
-            print(f"seedgrid {args.command}: {exc}", file=sys.stderr)
-            return 2
+    if redis_url and (problem := url_problem(redis_url)):
+        print(f"seedgrid {args.command}: {problem}", file=sys.stderr)
+        return 2
     return args.run(args)
 
 

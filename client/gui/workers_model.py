@@ -18,7 +18,8 @@ class WorkersModel(RowsTableModel):
             return None
         w = self.rows[index.row()]
         return {
-            "worker": w.name, "host": w.host, "device": w.device_name or w.device, "model": w.model,
+            "worker": w.name, "host": w.host, "device": f"{w.device_name or w.device} ({w.device_memory_gb:g} GB)",
+            "model": w.model,
             "state": "busy" if w.busy else "idle", "done": str(w.jobs_done),
         }[self.columns[index.column()]]
 
