@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
         stack.start_worker("tiny", "cpu")
         history = stack.enter_context(tempfile.TemporaryDirectory())
         window = MainWindow(stack.redis_url, client_id="screenshot", history_dir=Path(history))
-        window.resize(1600, 900)
+        window.resize(1800, 900)
         window.show()
         wait_for(app, lambda: "tiny" in window.workers.models(), 120)
         c = window.compose
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_for(app, lambda: window.current_grid is not None and window.current_grid.complete, 300)
         window.grid_view.selectionModel().select(window.current_grid.index(0, 1),
                                                  QItemSelectionModel.SelectionFlag.ClearAndSelect)
-        window.zoom.setValue(180)
+        window.zoom.setValue(104)
         wait_for(app, lambda: window.jobs.jobs and window.jobs.jobs[0].state.finished, 30)
         app.processEvents()
         args.out.parent.mkdir(parents=True, exist_ok=True)
