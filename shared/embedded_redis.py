@@ -156,9 +156,11 @@ class EmbeddedRedis:
         with open(os.open(conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.writelines(f"{key} {value}\n" for key, value in conf.items())
         with open(self.log_path, "wb") as log:
+            # Its own session: a Ctrl+C in the terminal stops the workers (which finish their batch)
+            # but not Redis under them; the parent stops it last, and it dies with the parent.
             self._process = subprocess.Popen(
                 [executable, conf_path], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                cwd=self._run_dir, start_new_session=False, preexec_fn=die_with_parent_preexec(),
+                cwd=self._run_dir, start_new_session=True, preexec_fn=die_with_parent_preexec(),
             )
 
     def _client(self, timeout: float) -> redis.Redis:

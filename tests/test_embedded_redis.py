@@ -199,3 +199,10 @@ def test_join_hint_mentions_url_and_commands():
     hint = join_hint(url)
     assert f"export SEEDGRID_REDIS_URL={url}" in hint
     assert "seedgrid worker" in hint and "seedgrid generate" in hint
+
+
+def test_server_is_out_of_reach_of_a_terminal_ctrl_c():
+    """Ctrl+C signals the terminal's process group; the private Redis is not in it."""
+    with EmbeddedRedis() as server:
+        assert os.getpgid(server.pid) != os.getpgid(os.getpid())
+        assert os.getsid(server.pid) == server.pid
