@@ -15,7 +15,7 @@ from shared.jobstore import JobStore
 from shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
 from shared.redis_conn import connect
 from shared.request import JobRequest, RequestError, parse_request
-from shared.workers import WorkerInfo
+from shared.workers import WorkerInfo, served_models
 
 
 RECONNECT_SECONDS = 0.5
@@ -121,10 +121,7 @@ class SeedgridClient:
 
     def models(self) -> dict[str, list[str]]:
         """Model name -> schedulers, for every model an online worker serves."""
-        served: dict[str, list[str]] = {}
-        for worker in self.workers():
-            served.setdefault(worker.model, worker.schedulers)
-        return served
+        return served_models(self.workers())
 
     def wait_for_worker(self, model: str, timeout: float = 120.0, alive: Callable[[], bool] | None = None) -> WorkerInfo:
         deadline = time.monotonic() + timeout

@@ -6,6 +6,14 @@ HEARTBEAT_SECONDS = 2.0
 HEARTBEAT_TTL = 10
 
 
+def served_models(workers: "list[WorkerInfo]") -> dict[str, list[str]]:
+    """Model name -> schedulers, for every model one of `workers` serves."""
+    served: dict[str, list[str]] = {}
+    for worker in workers:
+        served.setdefault(worker.model, worker.schedulers)
+    return served
+
+
 class WorkerInfo(BaseModel):
     name: str
     host: str

@@ -98,7 +98,8 @@ class Backend(QObject):
             self._active[job_id] = status
             self.job_changed.emit(status)
         fetched = self._fetched[job_id]
-        for record in self.client.images(job_id):
+        records = self.client.images(job_id)
+        for record in records:
             if record.index in fetched:
                 continue
             png = self.client.image_png(job_id, record.index)
@@ -106,16 +107,13 @@ class Backend(QObject):
             self.image_ready.emit(job_id, record.index, QImage.fromData(png), png)
         if not status.state.finished:
             self._poll_previews(job_id, status, fetched)
-        elif len(fetched) >= len(self.client.images(job_id)):
+        elif len(fetched) >= len(records):
             del self._active[job_id]
 
     def _poll_previews(self, job_id: str, status: JobStatus, fetched: set[int]) -> None:
-        preview = getattr(self.client, "preview", None)
-        if preview is None or status.request is None:
-            return
         in_flight = [i for i in range(status.images_total) if i not in fetched][: max(1, status.batch_size)]
         for index in in_flight:
-            found = preview(job_id, index)
+            found = self.client.preview(job_id, index)
             if found and found[0] > self._preview_steps.get((job_id, index), 0):
                 self._preview_steps[(job_id, index)] = found[0]
                 self.preview_ready.emit(job_id, index, found[0], QImage.fromData(found[1]))

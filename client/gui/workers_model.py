@@ -3,7 +3,7 @@
 from PySide6.QtCore import QModelIndex, Qt
 
 from client.gui.table_model import RowsTableModel
-from shared.workers import WorkerInfo
+from shared.workers import WorkerInfo, served_models
 
 
 class WorkersModel(RowsTableModel):
@@ -32,7 +32,4 @@ class WorkersModel(RowsTableModel):
 
     def models(self) -> dict[str, list[str]]:
         """Model name -> schedulers, over all online workers."""
-        served: dict[str, list[str]] = {}
-        for w in self.rows:
-            served.setdefault(w.model, w.schedulers)
-        return served
+        return served_models(self.rows)
