@@ -59,7 +59,7 @@ class SeedgridClient:
         if require_worker:
             self._check_served(request)
         job_id = uuid.uuid4().hex
-        self.store.create(job_id, request, self.client_id)
+        self.store.create(job_id, request, self.client_id, PRIORITIES[priority])
         self.celery.send_task(TASK_GENERATE, args=[job_id, request.model_dump(mode="json")], task_id=job_id,
                               queue=queue_for_model(request.model), priority=PRIORITIES[priority])
         return job_id

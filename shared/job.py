@@ -48,6 +48,9 @@ class JobStatus(BaseModel):
     images_done: int = 0
     images_total: int = 0
     attempts: int = 0
+    priority: int = 3
+    merged_into: str = ""  # the job whose GPU batch this job ran in, if it shared one
+    merged_jobs: int = 0  # jobs this job's current batch took in from other clients
     error: str = ""
     submitted_at: float = 0.0
     started_at: float = 0.0

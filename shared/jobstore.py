@@ -8,6 +8,7 @@ import redis
 from shared import names
 from shared.celery_config import result_ttl
 from shared.job import ImageRecord, JobState, JobStatus
+from shared.mergepool import LEASE_SECONDS, add_to_pool
 from shared.request import JobRequest
 from shared.workers import WorkerInfo
 
@@ -32,8 +33,9 @@ class JobStore:
         self._store_image_script = client.register_script(STORE_IMAGE_LUA)
 
     # -- written by the client
-    def create(self, job_id: str, request: JobRequest, client_id: str) -> None:
-        key = names.job_key(job_id)
+    def create(self, job_id: str, request: JobRequest, client_id: str,
+               priority: int = names.PRIORITIES["normal"]) -> None:
+        key, now = names.job_key(job_id), time.time()
         with self.redis.pipeline() as p:
             p.hset(key, mapping={
                 "state": JobState.QUEUED.value,
@@ -41,9 +43,11 @@ class JobStore:
                 "client_id": client_id,
                 "images_total": len(request.prompts) * len(request.seeds),
                 "steps": request.steps,
-                "submitted_at": time.time(),
+                "priority": priority,
+                "submitted_at": now,
             })
             p.expire(key, self.ttl)
+            add_to_pool(p, job_id, request, priority, now, self.ttl)
             p.lpush(names.client_jobs_key(client_id), job_id)
             p.ltrim(names.client_jobs_key(client_id), 0, 999)
             p.expire(names.client_jobs_key(client_id), self.ttl)
@@ -75,15 +79,23 @@ class JobStore:
         """Between two turns of a large job: back in the queue, behind other clients' jobs."""
         self.redis.hset(names.job_key(job_id), mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
 
-    def progress(self, job_id: str, step: int, steps: int, batch_size: int, images_done: int) -> bool:
-        """Record step `step` of `steps`; returns whether the job was asked to cancel (one round trip)."""
+    def progress(self, jobs: list[tuple[str, int, int]], step: int, steps: int, leases: list[str] = (),
+                 worker: str = "") -> set[str]:
+        """Record step `step` of `steps` of one batch, given (job id, images done, its images in the batch)
+        for each job in it, and renew the claims on `leases` (jobs taken in from other clients' queues).
+        Returns the ids of those jobs asked to cancel; one round trip."""
         with self.redis.pipeline(transaction=False) as p:
-            p.hset(names.job_key(job_id), mapping={
-                "state": JobState.RUNNING.value, "step": step, "steps": steps,
-                "batch_size": batch_size, "images_done": images_done,
-            })
-            p.exists(names.cancel_key(job_id))
-            return bool(p.execute()[1])
+            for job_id, images_done, batch_size in jobs:
+                p.hset(names.job_key(job_id), mapping={
+                    "state": JobState.RUNNING.value, "step": step, "steps": steps,
+                    "batch_size": batch_size, "images_done": images_done,
+                })
+            for job_id in leases:
+                p.set(names.job_lease_key(job_id), worker, ex=LEASE_SECONDS)
+            for job_id, _, _ in jobs:
+                p.exists(names.cancel_key(job_id))
+            cancelled = p.execute()[-len(jobs):]
+        return {job_id for (job_id, _, _), flag in zip(jobs, cancelled) if flag}
 
     def is_cancelled(self, job_id: str) -> bool:
         return bool(self.redis.exists(names.cancel_key(job_id)))

@@ -51,6 +51,21 @@ def preview_key(job_id: str, index: int) -> str:
     return f"{KEY_PREFIX}:job:{job_id}:preview:{index}"
 
 
+def job_merged_key(job_id: str) -> str:
+    """Set: the jobs this job took into its GPU batch, given back to the queue if its worker dies."""
+    return f"{KEY_PREFIX}:job:{job_id}:merged"
+
+
+def job_lease_key(job_id: str) -> str:
+    """String with expiry: the worker running this job inside another job's batch, renewed every step."""
+    return f"{KEY_PREFIX}:job:{job_id}:lease"
+
+
+def merge_pool_key(batch_key: str) -> str:
+    """Sorted set: queued small jobs of one batch key, which a worker may take into a compatible batch."""
+    return f"{KEY_PREFIX}:pool:{batch_key}"
+
+
 def cancel_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:job:{job_id}:cancel"
 

@@ -1,5 +1,6 @@
 """A job request: prompts x seeds plus the settings they share."""
 
+import hashlib
 import math
 import re
 from typing import Any
@@ -37,6 +38,7 @@ class Item(BaseModel):
     col: int
     prompt: str
     seed: int
+    negative_prompt: str = ""
 
 
 class JobRequest(BaseModel):
@@ -132,10 +134,16 @@ class JobRequest(BaseModel):
     def items(self) -> list[Item]:
         """Prompts are rows and seeds are columns, indexed row by row."""
         return [
-            Item(index=r * len(self.seeds) + c, row=r, col=c, prompt=p, seed=s)
+            Item(index=r * len(self.seeds) + c, row=r, col=c, prompt=p, seed=s,
+                 negative_prompt=self.negative_prompt)
             for r, p in enumerate(self.prompts)
             for c, s in enumerate(self.seeds)
         ]
+
+    def batch_key(self) -> str:
+        """Jobs with equal keys can share one GPU batch: all settings but prompts, seeds and negative prompt."""
+        shared = f"{self.model}|{self.width}x{self.height}|{self.steps}|{self.scheduler}|{float(self.guidance)!r}"
+        return hashlib.sha256(shared.encode()).hexdigest()[:20]
 
 
 def parse_request(data: Any) -> JobRequest:

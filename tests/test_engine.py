@@ -41,8 +41,8 @@ class Recorder:
         self.batches: list[list[int]] = []
         self.images: dict[int, np.ndarray | None] = {}
 
-    def on_step(self, step: int, steps: int, size: int) -> None:
-        self.steps.append((step, steps, size))
+    def on_step(self, step: int, steps: int, batch) -> None:
+        self.steps.append((step, steps, len(batch)))
         if step == self.cancel_at:
             raise JobCancelled("test")
 

@@ -36,7 +36,7 @@ class Previews:
         self.by_step: dict[int, dict[int, np.ndarray]] = {}
         self.sizes: set[tuple[int, int]] = set()
 
-    def on_step(self, step: int, steps: int, size: int) -> None:
+    def on_step(self, step: int, steps: int, batch) -> None:
         if step == self.cancel_at:
             raise JobCancelled("test")
 

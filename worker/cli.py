@@ -25,6 +25,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument("--turn-images", type=int, default=None,
                         help="images of a large job made per turn before the rest goes back to the queue, so that "
                              "other clients' jobs interleave (default: one batch; 0: a whole job in one turn)")
+    parser.add_argument("--no-merge", dest="merge", action="store_false",
+                        help="run each job in batches of its own, instead of filling a batch's spare room with "
+                             "compatible queued jobs (same model, size, steps, scheduler and guidance) of other "
+                             "clients")
     parser.add_argument("--simulated-seconds", type=float, default=0.2,
                         help="with --model simulated (a stand-in for benchmarks of the queue, not a GPU): "
                              "seconds per image (default: %(default)s)")
@@ -95,7 +99,8 @@ def serve(url: str, args: argparse.Namespace) -> int:
     log.info("loading %s on %s", args.model, args.device or "the default device")
     try:
         runtime = WorkerRuntime.load(url, args.model, args.device, args.vae, args.max_batch, args.name,
-                                     turn_images=args.turn_images, simulated_seconds=args.simulated_seconds)
+                                     turn_images=args.turn_images, simulated_seconds=args.simulated_seconds,
+                                     merge=args.merge)
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)
         return 2

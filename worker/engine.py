@@ -16,7 +16,7 @@ from worker.schedulers import compatible_scheduler_names, make_scheduler
 
 log = logging.getLogger(__name__)
 
-StepCallback = Callable[[int, int, int], None]  # (step, steps, batch size)
+StepCallback = Callable[[int, int, Sequence[Item]], None]  # (step, steps, the batch being denoised)
 BatchCallback = Callable[[Sequence[Item], list[Image.Image | None]], None]
 PreviewCallback = Callable[[Sequence[Item], int, list[Image.Image]], None]  # (batch, step, one image per item)
 
@@ -85,7 +85,8 @@ class PipelineEngine:
         pipe = self._pipeline_for(request)
         generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
         latents = self.initial_noise(request, generators)
-        steps, size = request.steps, len(batch)
+        steps = request.steps
+        negatives = [item.negative_prompt for item in batch]
         every = self.preview_interval(steps) if on_preview else 0
         reported = 0
 
@@ -96,7 +97,7 @@ class PipelineEngine:
             done = (index + 1) * steps // pipe_.num_timesteps
             while reported < done:
                 reported += 1
-                on_step(reported, steps, size)
+                on_step(reported, steps, batch)
             # The final image follows at once, so the last step gets no preview.
             if every and reported < steps and reported // every > before // every:
                 on_preview(batch, reported, latents_to_rgb(sigma_normalized(kwargs["latents"], pipe_.scheduler)))
@@ -105,7 +106,8 @@ class PipelineEngine:
         with torch.inference_mode():
             out = pipe(
                 prompt=[item.prompt for item in batch],
-                negative_prompt=[request.negative_prompt] * size if request.negative_prompt else None,
+                # Items of jobs merged into one batch each bring their own; "" encodes as no negative prompt.
+                negative_prompt=negatives if any(negatives) else None,
                 width=request.width,
                 height=request.height,
                 num_inference_steps=steps,

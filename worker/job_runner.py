@@ -1,18 +1,14 @@
-"""One job from start to end: validate, resume what is missing, generate, store, report."""
+"""One delivery of a job: validate, resume what is missing, take in compatible jobs, run the turn, report."""
 
 import logging
-import time
-import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
-from PIL import Image
-
-from shared.job import ImageRecord, JobState
-from shared.pngmeta import encode_png
-from shared.request import Item, RequestError, parse_request
-from worker.cancel import JobCancelled
-from worker.redis_retry import if_redis_answers, until_redis_returns
+from shared.job import JobState
+from shared.request import RequestError, parse_request
+from worker.merging import Resend, give_back, take_in
+from worker.redis_retry import until_redis_returns
 from worker.runtime import WorkerRuntime
+from worker.turn import TurnJob, run_turn
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +21,18 @@ def finished(job_id: str, state: JobState, **extra) -> dict:
 
 
 def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int = 0,
-            requeue: Callable[[int], None] | None = None) -> dict:
+            requeue: Callable[[int], None] | None = None, resend: Resend | None = None) -> dict:
     """Run one turn of a job: one batch (or `runtime.turn_images` images), then `requeue` the rest.
 
     Turns let other clients' jobs in between the batches of a large job; each turn resumes
-    from the images already stored, as a job redelivered after a worker died does.
+    from the images already stored, as a job redelivered after a worker died does. With
+    `resend` (how a job's task is sent again), room left in the batch is filled with
+    compatible queued jobs of other clients (dynamic batching).
     """
     store, engine = runtime.store, runtime.engine
     current = store.status(job_id)
+    if current is not None and current.merged_jobs and resend is not None:
+        give_back(runtime, job_id, resend)
     if current is not None and current.state.finished:  # a duplicate delivery of a finished job
         return finished(job_id, current.state)
     if store.is_cancelled(job_id):
@@ -45,6 +45,9 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
         log.warning("job %s refused: %s", job_id, exc)
         store.finish(job_id, JobState.FAILED, str(exc))
         return finished(job_id, JobState.FAILED, error=str(exc))
+    if not runtime.pool.start_own(job_id, runtime.name, request):
+        log.info("job %s runs in job %s's batch on another worker", job_id, current.merged_into if current else "?")
+        return finished(job_id, JobState.RUNNING, merged_into=current.merged_into if current else "")
 
     deliveries = store.mark_started(job_id, runtime.name, turn)
     if deliveries > MAX_DELIVERIES:
@@ -58,57 +61,24 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
     this_turn = pending[:limit] if limit and requeue else pending
     log.info("job %s turn %d (delivery %d): %d of %d images left, %d this turn",
              job_id, turn, deliveries, len(pending), len(request.items()), len(this_turn))
-    failed: list[Item] = []
-    images_done = len(done)
-
-    def on_step(step: int, steps: int, batch_size: int) -> None:
-        if if_redis_answers(store.progress, job_id, step, steps, batch_size, images_done, default=False):
-            raise JobCancelled(job_id)
-
-    def on_preview(batch: Sequence[Item], step: int, images: list[Image.Image]) -> None:
-        from worker.preview import encode_preview  # torch lives there; only real engines make previews
-
-        for item, image in zip(batch, images):
-            if_redis_answers(store.store_preview, job_id, item.index, step, encode_preview(image))
-
-    def on_batch(batch: Sequence[Item], images: list[Image.Image | None]) -> None:
-        nonlocal images_done
-        seconds = (time.time() - started) / max(1, images_done + len(batch) - len(done))
-        for item, image in zip(batch, images):
-            if image is None:
-                failed.append(item)
-                continue
-            record = ImageRecord(job_id=job_id, index=item.index, row=item.row, col=item.col, prompt=item.prompt,
-                                 seed=item.seed, worker=runtime.name, seconds=round(seconds, 4))
-            png = encode_png(image, request, item, extra={"job_id": job_id, "worker": runtime.name, "vae": runtime.vae})
-            until_redis_returns(store.store_image, record, png)
-        images_done += len(batch)
-
-    started = time.time()
-    runtime.busy, runtime.current_job = True, job_id
-    try:
-        engine.run(request, this_turn, on_step, on_batch, on_preview)
-    except JobCancelled:
-        store.finish(job_id, JobState.CANCELLED)
-        return finished(job_id, JobState.CANCELLED)
-    except Exception:
-        error_id = uuid.uuid4().hex[:8]
-        log.exception("job %s failed (error id %s)", job_id, error_id)
-        message = f"the worker failed while generating (error id {error_id}; details in the worker's log)"
-        store.finish(job_id, JobState.FAILED, message)
-        return finished(job_id, JobState.FAILED, error=message)
-    finally:
-        runtime.busy, runtime.current_job = False, ""
-
-    if failed:
-        seeds = ", ".join(str(item.seed) for item in failed)
-        message = f"{len(failed)} image(s) came out NaN or black even with the VAE in float32 (seeds {seeds})"
-        store.finish(job_id, JobState.FAILED, message)
-        return finished(job_id, JobState.FAILED, error=message)
+    host = TurnJob(job_id, request, this_turn, images_done=len(done))
+    jobs = [host]
+    if runtime.merge and resend is not None and deliveries == 1:
+        jobs += take_in(runtime, job_id, request, engine.max_batch - len(this_turn))
+    run_turn(runtime, jobs)
+    for job in jobs[1:]:
+        if job.outcome is None:
+            until_redis_returns(store.finish, job.job_id, JobState.SUCCEEDED)
+            runtime.jobs_done += 1
+    if len(jobs) > 1:  # only now: a worker that dies before this point leaves them to the host's redelivery
+        until_redis_returns(runtime.pool.done, job_id)
+    if host.outcome is not None:
+        status = store.status(job_id)
+        return finished(job_id, host.outcome, error=status.error if status else "")
     if len(this_turn) < len(pending):
         until_redis_returns(store.requeued, job_id)
         until_redis_returns(requeue, turn + 1)
-        return finished(job_id, JobState.QUEUED, images_done=images_done)
+        return finished(job_id, JobState.QUEUED, images_done=host.images_done)
     until_redis_returns(store.finish, job_id, JobState.SUCCEEDED)
     runtime.jobs_done += 1
     return finished(job_id, JobState.SUCCEEDED, images=[record.model_dump() for record in store.images(job_id)])

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from shared.jobstore import JobStore
+from shared.mergepool import MergePool
 from shared.redis_conn import connect
 from shared.workers import WorkerInfo
 from worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
@@ -24,16 +25,21 @@ class WorkerRuntime:
     name: str
     vae: str = ""
     turn_images: int | None = None  # images per turn of a large job; None: one batch, 0: the whole job
+    merge: bool = True  # fill a batch's spare room with compatible queued jobs of other clients
     started_at: float = field(default_factory=time.time)
     busy: bool = False
     current_job: str = ""
     jobs_done: int = 0
     device_description: tuple[str, float] | None = None
+    pool: MergePool = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.pool = MergePool(self.store.redis, self.store.ttl)
 
     @classmethod
     def load(cls, redis_url: str, model: str, device: str | None = None, vae: str | None = None,
              max_batch: int = DEFAULT_MAX_BATCH, name: str | None = None,
-             turn_images: int | None = None, simulated_seconds: float = 0.2) -> "WorkerRuntime":
+             turn_images: int | None = None, simulated_seconds: float = 0.2, merge: bool = True) -> "WorkerRuntime":
         """Load the model in this process: call it in the process that runs jobs, never before a fork."""
         if model == SIMULATED_MODEL_NAME:
             engine = SimulatedEngine(simulated_seconds, max_batch)
@@ -46,14 +52,15 @@ class WorkerRuntime:
             engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
         store = JobStore(connect(redis_url, health_check_interval=30))
         return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "",
-                   turn_images=turn_images)
+                   turn_images=turn_images, merge=merge)
 
     @classmethod
     def from_env(cls) -> "WorkerRuntime":
         """For a worker started with plain `celery -A worker.celery_app worker`."""
         env = os.environ
         return cls.load(env["SEEDGRID_REDIS_URL"], env.get("SEEDGRID_MODEL", "tiny"), env.get("SEEDGRID_DEVICE"),
-                        env.get("SEEDGRID_VAE"), int(env.get("SEEDGRID_MAX_BATCH", DEFAULT_MAX_BATCH)))
+                        env.get("SEEDGRID_VAE"), int(env.get("SEEDGRID_MAX_BATCH", DEFAULT_MAX_BATCH)),
+                        merge=env.get("SEEDGRID_MERGE", "1") != "0")
 
     def info(self) -> WorkerInfo:
         if self.device_description is None:

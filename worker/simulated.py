@@ -37,6 +37,6 @@ class SimulatedEngine:
             step_seconds = self.seconds_per_image * len(batch) / request.steps
             for step in range(1, request.steps + 1):
                 time.sleep(step_seconds)
-                on_step(step, request.steps, len(batch))
+                on_step(step, request.steps, batch)
             shade = [(item.seed * 37) % 256 for item in batch]
             on_batch(batch, [Image.new("RGB", (request.width, request.height), (s, s, s)) for s in shade])

@@ -84,8 +84,8 @@ def forwarded_worker_args(args: argparse.Namespace, parser: argparse.ArgumentPar
             continue
         value = getattr(args, action.dest, None)
         option = max(action.option_strings, key=len)
-        if action.nargs == 0:
-            if value and value != action.default:
+        if action.nargs == 0:  # a flag such as --no-merge: given when its value is not the default
+            if value is not None and value != action.default:
                 argv.append(option)
         elif value is not None:
             argv += [option, str(value)]

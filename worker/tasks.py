@@ -35,4 +35,10 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
                            queue=delivery.get("routing_key") or queue_for_model(str(request.get("model", ""))),
                            priority=delivery.get("priority"))
 
-    return run_job(self.runtime, job_id, request, turn=int(turn) if isinstance(turn, int) else 0, requeue=requeue)
+    def resend(other_id: str, other_request: dict, priority: int | None) -> None:
+        """A job merged into this one's batch on a worker that died goes back to its model's queue."""
+        self.app.send_task(TASK_GENERATE, args=[other_id, other_request], task_id=other_id,
+                           queue=queue_for_model(str(other_request.get("model", ""))), priority=priority)
+
+    return run_job(self.runtime, job_id, request, turn=int(turn) if isinstance(turn, int) else 0, requeue=requeue,
+                   resend=resend)

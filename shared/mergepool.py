@@ -1,0 +1,159 @@
+"""Dynamic batching: small queued jobs a worker may take into the GPU batch of the job it runs.
+
+A job of at most MERGEABLE_MAX_IMAGES images also enters the pool of its batch key (model,
+size, steps, scheduler, guidance) when it is queued. A worker running a compatible job with
+room left in its batch *claims* pool jobs atomically; the claimed jobs' own Celery messages,
+when they arrive, find the job finished or still held by a live claim and are acknowledged
+without running. The claiming (host) job remembers what it took: if its worker dies, the
+host's redelivery gives every unfinished claimed job back to the queue.
+"""
+
+import time
+
+import redis
+
+from shared import names
+from shared.request import JobRequest
+
+MERGEABLE_MAX_IMAGES = 8
+# How long a claimed job's own delivery trusts the claim without a sign of life from its worker.
+LEASE_SECONDS = 60
+# Pool entries a claim looks at, per image of room.
+SCAN_PER_IMAGE = 4
+
+# KEYS: pool, host job hash, host merged set, then (job hash, cancel key, lease key) per candidate.
+# ARGV: room, worker, host id, lease ms, now, ttl, then the candidate ids.
+# Returns [id, request JSON, priority, ...] for each job claimed, oldest of the best priority first.
+CLAIM_LUA = """
+local room = tonumber(ARGV[1])
+local claimed = {}
+local count = 0
+for i = 7, #ARGV do
+  local base = 3 + 3 * (i - 7)
+  local job, cancel, lease = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
+  local state = redis.call('HGET', job, 'state')
+  local done = tonumber(redis.call('HGET', job, 'images_done') or '0')
+  if state ~= 'queued' or done > 0 or redis.call('EXISTS', cancel) == 1 then
+    redis.call('ZREM', KEYS[1], ARGV[i])
+  else
+    local total = tonumber(redis.call('HGET', job, 'images_total') or '0')
+    if total > 0 and total <= room then
+      room = room - total
+      count = count + 1
+      redis.call('HSET', job, 'state', 'started', 'worker', ARGV[2], 'merged_into', ARGV[3],
+                 'step', 0, 'batch_size', 0, 'error', '')
+      redis.call('HSETNX', job, 'started_at', ARGV[5])
+      redis.call('HSETNX', job, 'attempts', 1)
+      redis.call('SET', lease, ARGV[2], 'PX', ARGV[4])
+      redis.call('ZREM', KEYS[1], ARGV[i])
+      redis.call('SADD', KEYS[3], ARGV[i])
+      claimed[#claimed + 1] = ARGV[i]
+      claimed[#claimed + 1] = redis.call('HGET', job, 'request')
+      claimed[#claimed + 1] = redis.call('HGET', job, 'priority') or ''
+    end
+  end
+  if room <= 0 then break end
+end
+if count > 0 then
+  redis.call('HINCRBY', KEYS[2], 'merged_jobs', count)
+  redis.call('EXPIRE', KEYS[3], ARGV[6])
+end
+return claimed
+"""
+
+# KEYS: job hash, lease key, pool. ARGV: job id, worker.
+# 0: another worker runs this job inside its batch right now; 1: this delivery runs it.
+START_OWN_LUA = """
+local host = redis.call('HGET', KEYS[1], 'merged_into')
+if host and host ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'started', 'worker', ARGV[2], 'merged_into', '')
+redis.call('ZREM', KEYS[3], ARGV[1])
+return 1
+"""
+
+# KEYS: host job hash, host merged set, then (job hash, lease key) per member. ARGV: host id, member ids.
+# Returns [id, request JSON, priority, ...] for each unfinished member taken back from the host.
+RELEASE_LUA = """
+local given = {}
+for i = 2, #ARGV do
+  local job, lease = KEYS[2 * i - 1], KEYS[2 * i]
+  local state = redis.call('HGET', job, 'state')
+  local finished = state == 'succeeded' or state == 'failed' or state == 'cancelled'
+  if state and not finished and redis.call('HGET', job, 'merged_into') == ARGV[1] then
+    redis.call('HSET', job, 'state', 'queued', 'merged_into', '', 'worker', '', 'step', 0, 'batch_size', 0)
+    redis.call('DEL', lease)
+    given[#given + 1] = ARGV[i]
+    given[#given + 1] = redis.call('HGET', job, 'request')
+    given[#given + 1] = redis.call('HGET', job, 'priority') or ''
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('HSET', KEYS[1], 'merged_jobs', 0)
+return given
+"""
+
+
+def pool_score(priority: int, submitted_at: float) -> float:
+    """Better priority first (lower number), then oldest first, as the Celery queue serves them."""
+    return priority * 1e13 + submitted_at * 1000
+
+
+def add_to_pool(pipe, job_id: str, request: JobRequest, priority: int, submitted_at: float, ttl: int) -> None:
+    if len(request.prompts) * len(request.seeds) > MERGEABLE_MAX_IMAGES:
+        return
+    key = names.merge_pool_key(request.batch_key())
+    pipe.zadd(key, {job_id: pool_score(priority, submitted_at)})
+    pipe.expire(key, ttl)
+
+
+def _triples(flat: list) -> list[tuple[str, str, int | None]]:
+    """(job id, request JSON, priority) from a script's flat answer."""
+    out = []
+    for i in range(0, len(flat), 3):
+        priority = flat[i + 2].decode() if flat[i + 2] else ""
+        out.append((flat[i].decode(), flat[i + 1].decode(), int(priority) if priority.isdigit() else None))
+    return out
+
+
+class MergePool:
+    def __init__(self, client: redis.Redis, ttl: int):
+        self.redis = client
+        self.ttl = ttl
+        self._claim = client.register_script(CLAIM_LUA)
+        self._start_own = client.register_script(START_OWN_LUA)
+        self._release = client.register_script(RELEASE_LUA)
+
+    def claim(self, host_id: str, worker: str, request: JobRequest, room: int) -> list[tuple[str, str, int | None]]:
+        """Take queued jobs of `request`'s batch key, `room` images at most, into the host's batch."""
+        if room <= 0:
+            return []
+        pool = names.merge_pool_key(request.batch_key())
+        candidates = [c.decode() for c in self.redis.zrange(pool, 0, room * SCAN_PER_IMAGE)]
+        candidates = [c for c in candidates if c != host_id]
+        if not candidates:
+            return []
+        keys = [pool, names.job_key(host_id), names.job_merged_key(host_id)]
+        for job_id in candidates:
+            keys += [names.job_key(job_id), names.cancel_key(job_id), names.job_lease_key(job_id)]
+        args = [room, worker, host_id, LEASE_SECONDS * 1000, time.time(), self.ttl, *candidates]
+        return _triples(self._claim(keys=keys, args=args))
+
+    def start_own(self, job_id: str, worker: str, request: JobRequest) -> bool:
+        """The job's own delivery: False while a live worker runs it inside another job's batch."""
+        keys = [names.job_key(job_id), names.job_lease_key(job_id), names.merge_pool_key(request.batch_key())]
+        return bool(self._start_own(keys=keys, args=[job_id, worker]))
+
+    def release(self, host_id: str) -> list[tuple[str, str, int | None]]:
+        """Give back the unfinished jobs a host took into a batch that never ended (its worker died)."""
+        members = [m.decode() for m in self.redis.smembers(names.job_merged_key(host_id))]
+        keys = [names.job_key(host_id), names.job_merged_key(host_id)]
+        for job_id in members:
+            keys += [names.job_key(job_id), names.job_lease_key(job_id)]
+        return _triples(self._release(keys=keys, args=[host_id, *members]))
+
+    def done(self, host_id: str) -> None:
+        """The host's batch ended and every job in it has finished."""
+        with self.redis.pipeline() as p:
+            p.delete(names.job_merged_key(host_id))
+            p.hset(names.job_key(host_id), "merged_jobs", 0)
+            p.execute()
