@@ -78,7 +78,8 @@ def test_raw_tasks_with_bad_fields_are_refused_by_the_worker_which_keeps_serving
 
 def test_pickle_message_is_refused_and_worker_keeps_serving(client, tiny_worker):
     job_id = uuid.uuid4().hex
-    request = JobRequest(**GOOD)
+    # Other steps than the job queued after it, which could otherwise take this one into its batch.
+    request = JobRequest(**{**GOOD, "steps": 3})
     JobStore(client.redis).create(job_id, request, client.client_id)
     client.celery.send_task(TASK_GENERATE, args=[job_id, request.model_dump()], task_id=job_id,
                             queue=queue_for_model("tiny"), serializer="pickle")

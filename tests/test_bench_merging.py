@@ -1,0 +1,32 @@
+"""bench/merging.py runs end to end (two real workers on tiny, real Redis) and reports both modes.
+
+It checks the structure and the image equality, not the speed: the ratio is for the benchmark to print.
+"""
+
+import json
+
+import pytest
+
+from bench.merging import main
+
+
+def test_bad_arguments_are_refused_before_anything_starts(capsys):
+    with pytest.raises(SystemExit):
+        main(["--clients", "0"])
+    assert "--clients" in capsys.readouterr().err
+
+
+def test_merging_benchmark_runs_both_modes_and_their_images_agree(tmp_path, capsys):
+    out = tmp_path / "merging.json"
+    report = main(["--jobs", "4", "--clients", "2", "--rounds", "2", "--size", "64", "--steps", "2",
+                   "--json", str(out)])
+    assert json.loads(out.read_text()) == report
+    assert report["all_succeeded"] and report["max_pixel_difference"] <= 2
+    assert sorted((r["round"], r["mode"]) for r in report["rounds"]) == [
+        (1, "alone"), (1, "merge"), (2, "alone"), (2, "merge")]
+    assert [r["mode"] for r in report["rounds"]] == ["merge", "alone", "alone", "merge"]  # the order alternates
+    for row in report["rounds"]:
+        assert row["images"] == 4 and row["images_per_second"] > 0
+        assert (row["batches"] == 4) if row["mode"] == "alone" else (1 <= row["batches"] <= 4)
+    assert report["merge_over_alone"] > 0
+    assert "median images/s: merging" in capsys.readouterr().out
