@@ -25,12 +25,21 @@ redis.call('DEL', KEYS[4])
 return 1
 """
 
+# KEYS: the workers set, then the heartbeat key of each name in ARGV. Drops the names whose key expired.
+FORGET_DEAD_WORKERS_LUA = """
+for i, name in ipairs(ARGV) do
+  if redis.call('EXISTS', KEYS[i + 1]) == 0 then redis.call('SREM', KEYS[1], name) end
+end
+return 0
+"""
+
 
 class JobStore:
     def __init__(self, client: redis.Redis, ttl: int | None = None):
         self.redis = client
         self.ttl = ttl or result_ttl()
         self._store_image_script = client.register_script(STORE_IMAGE_LUA)
+        self._forget_dead_workers = client.register_script(FORGET_DEAD_WORKERS_LUA)
 
     # -- written by the client
     def create(self, job_id: str, request: JobRequest, client_id: str,
@@ -161,9 +170,14 @@ class JobStore:
         return [j.decode() for j in self.redis.lrange(names.client_jobs_key(client_id), 0, limit - 1)]
 
     def workers(self) -> list[WorkerInfo]:
-        keys = list(self.redis.scan_iter(match=names.WORKER_KEY_PATTERN, count=500))
+        """The workers whose heartbeat has not expired, by name (two round trips, whatever the keyspace)."""
+        worker_names = sorted(n.decode() for n in self.redis.smembers(names.WORKERS_KEY))
+        keys = [names.worker_key(n) for n in worker_names]
         values = self.redis.mget(keys) if keys else []
-        return sorted((WorkerInfo.model_validate(json.loads(v)) for v in values if v), key=lambda w: w.name)
+        dead = [n for n, v in zip(worker_names, values) if v is None]
+        if dead:
+            self._forget_dead_workers(keys=[names.WORKERS_KEY, *(names.worker_key(n) for n in dead)], args=dead)
+        return [WorkerInfo.model_validate(json.loads(v)) for v in values if v]
 
     def _set_state_if(self, job_id: str, expected: JobState, new: JobState) -> bool:
         key = names.job_key(job_id)

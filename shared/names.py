@@ -80,4 +80,5 @@ def worker_key(worker_name: str) -> str:
     return f"{KEY_PREFIX}:worker:{worker_name}"
 
 
-WORKER_KEY_PATTERN = f"{KEY_PREFIX}:worker:*"
+# Set: the names of workers that sent a heartbeat; a name whose heartbeat key expired is dropped by readers.
+WORKERS_KEY = f"{KEY_PREFIX}:workers"

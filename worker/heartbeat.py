@@ -21,8 +21,10 @@ class Heartbeat(threading.Thread):
         self.stopped = threading.Event()
 
     def beat(self) -> None:
-        key = names.worker_key(self.runtime.name)
-        self.redis.set(key, self.runtime.info().model_dump_json(), ex=HEARTBEAT_TTL)
+        with self.redis.pipeline() as p:
+            p.set(names.worker_key(self.runtime.name), self.runtime.info().model_dump_json(), ex=HEARTBEAT_TTL)
+            p.sadd(names.WORKERS_KEY, self.runtime.name)
+            p.execute()
 
     def run(self) -> None:
         while not self.stopped.is_set():
@@ -35,6 +37,9 @@ class Heartbeat(threading.Thread):
     def stop(self) -> None:
         self.stopped.set()
         try:
-            self.redis.delete(names.worker_key(self.runtime.name))
+            with self.redis.pipeline() as p:
+                p.delete(names.worker_key(self.runtime.name))
+                p.srem(names.WORKERS_KEY, self.runtime.name)
+                p.execute()
         except redis.RedisError:
             pass
