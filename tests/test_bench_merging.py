@@ -30,3 +30,16 @@ def test_merging_benchmark_runs_both_modes_and_their_images_agree(tmp_path, caps
         assert (row["batches"] == 4) if row["mode"] == "alone" else (1 <= row["batches"] <= 4)
     assert report["merge_over_alone"] > 0
     assert "median images/s: merging" in capsys.readouterr().out
+
+
+def test_a_saved_random_model_folder_loads_as_a_worker_model(tmp_path):
+    """bench/save_model.py with the tiny builder standing in for SD1.5 (1.07 billion parameters on a CPU)."""
+    from bench.save_model import save_random_model
+    from worker.models.loading import load_pipeline, model_display_name
+    from worker.models.tiny import build_tiny_pipeline
+
+    folder = save_random_model(tmp_path / "random-model", "cpu", build=lambda dtype, device: build_tiny_pipeline())
+    pipeline = load_pipeline(str(folder), "cpu")
+    assert model_display_name(str(folder)) == "random-model"
+    assert sum(p.numel() for p in pipeline.unet.parameters()) == sum(
+        p.numel() for p in build_tiny_pipeline().unet.parameters())
