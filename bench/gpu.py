@@ -12,11 +12,7 @@ denoising loop, VAE decode and conversion to PIL images, on both sides; PNG enco
 
 import argparse
 import contextlib
-import datetime
 import gc
-import json
-import os
-import platform
 import statistics
 import sys
 import time
@@ -24,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from bench.gpu_report import GIB, NOTES, environment, format_table, write_json
 from shared.limits import MAX_SEEDS
 
 PROMPT = "portrait photo of a old warrior chief"
@@ -32,7 +29,6 @@ DATASHEET_TFLOPS = 990.0  # H200 dense fp16/bf16, vendor datasheet
 MEASURED_TFLOPS = 790.0  # bf16 8192^3 matrix product measured on an H200 (the performance issue's figure)
 UNET_PASS_TFLOP = 0.80  # one SD1.5 UNet pass of one sample at 64x64 latents
 DECODE_AND_TEXT_TFLOP = 2.7  # VAE decoder at 512x512 plus the text encoder: 34.7 - 20 steps x 2 x 0.80
-GIB = 2**30
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -48,9 +44,18 @@ def parse_args(argv=None) -> argparse.Namespace:
                    help="engine.max_batch for the job that shows the batch the engine picks itself (0: skip)")
     p.add_argument("--time-budget", type=float, default=0.0,
                    help="seconds for the whole run; measurements that would not end in time are skipped (0: none)")
+    p.add_argument("--variants", default="",
+                   help="more engine sides, each with speedups (worker/speedups.py) on, joined by +: e.g. "
+                        "channels_last,fuse_qkv,compile,channels_last+fuse_qkv+compile (default: none)")
     p.add_argument("--json", type=Path, help="write the full results here (rewritten after each batch size)")
     args = p.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
+    from worker.speedups import parse_speedups
+
+    try:
+        args.variants = [parse_speedups(v.replace("+", ",")) for v in args.variants.split(",") if v.strip()]
+    except ValueError as exc:
+        p.error(str(exc).replace("--speedups", "--variants"))
     if args.repeats < 1 or not args.batches or min(args.batches) < 1:
         p.error("--repeats and every batch size must be at least 1")
     if not 0 <= args.probe_batch <= MAX_SEEDS:
@@ -84,13 +89,16 @@ def load_stock(args):
     return pipe
 
 
-def load_engine(args):
+def load_engine(args, speedups: tuple[str, ...] = ()):
     """seedgrid's engine; `tiny` goes through worker.models.loading.load_pipeline itself."""
     from worker.engine import PipelineEngine
     from worker.models.loading import dtype_for, load_pipeline
+    from worker.speedups import apply_speedups
 
     if args.model == "tiny":
-        return PipelineEngine(load_pipeline("tiny", args.device), "tiny", args.device)
+        pipe = load_pipeline("tiny", args.device)
+        apply_speedups(pipe, speedups, args.device)
+        return PipelineEngine(pipe, "tiny", args.device)
     pipe = build_pipeline("sd15", dtype_for(args.device), args.device)
     # What load_pipeline does after loading a real model, line for line.
     pipe.set_progress_bar_config(disable=True)
@@ -101,6 +109,7 @@ def load_engine(args):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         pipe.unet.set_attn_processor(AttnProcessor2_0())
+    apply_speedups(pipe, speedups, args.device)
     return PipelineEngine(pipe, "sd15-random", args.device)
 
 
@@ -237,9 +246,12 @@ def measure_batch(sides: list[Side], args, batch: int) -> dict:
             result[side.name] = {"status": "skipped", "reason": f"out of memory at batch {side.failed_at}"}
         else:
             result[side.name] = summarize(calls[side.name], batch, args)
-    stock, engine = result.get("stock", {}), result.get("engine", {})
-    if stock.get("status") == "ok" and engine.get("status") == "ok":
-        result["engine_over_stock"] = engine["images_per_s"] / stock["images_per_s"]
+    stock = result.get("stock", {})
+    result["over_stock"] = {
+        s.name: result[s.name]["images_per_s"] / stock["images_per_s"] for s in sides
+        if s.name != "stock" and stock.get("status") == "ok" and result[s.name].get("status") == "ok"}
+    if "engine" in result["over_stock"]:
+        result["engine_over_stock"] = result["over_stock"]["engine"]
     return result
 
 
@@ -257,114 +269,10 @@ class Budget:
 def slowest_s_per_image(results: list[dict]) -> float | None:
     """Seconds per image of the slower side at the last batch size measured: an upper bound for larger ones."""
     for row in reversed(results):
-        values = [row[s]["s_per_image"] for s in ("stock", "engine") if row.get(s, {}).get("status") == "ok"]
+        values = [side["s_per_image"] for side in row.values() if isinstance(side, dict) and side.get("status") == "ok"]
         if values:
             return max(values)
     return None
-
-
-# ---- reporting -----------------------------------------------------------------------------
-
-
-def environment(args) -> dict:
-    import diffusers
-    import transformers
-
-    env = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "python": platform.python_version(),
-        "torch": torch.__version__,
-        "diffusers": diffusers.__version__,
-        "transformers": transformers.__version__,
-        "platform": platform.platform(),
-        "cpu": _cpu_name(),
-        "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-    }
-    if args.device == "cuda":
-        props = torch.cuda.get_device_properties(0)
-        env.update(device_name=props.name, gpu_memory_gib=props.total_memory / GIB, cuda=torch.version.cuda,
-                   cudnn=torch.backends.cudnn.version(), multiprocessors=props.multi_processor_count)
-    else:
-        env["device_name"] = env["cpu"]
-    return env
-
-
-def _cpu_name() -> str:
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown"
-
-
-NOTES = [
-    "s/img: median of the timed calls at that batch size divided by the batch; a call is end to end "
-    "(prompt encoding, denoising, VAE decode, PIL images; PNG encoding excluded); the first call at each size is "
-    "warm-up (first_s in the JSON)",
-    "UNet steps/s: images x steps / seconds of the whole call (image-steps; with guidance > 1 each is one UNet "
-    "evaluation of 2 samples: unet_evals_per_s in the JSON counts samples)",
-    "peak GiB: torch.cuda.max_memory_allocated during the call, less what was allocated before it, plus this "
-    "side's own weights (both pipelines stay loaded)",
-    "% of limit: FLOP per image (issue's figure: 34.7 TFLOP at 512x512, 20 steps, CFG) x images/s over 990 "
-    "TFLOP/s (H200 datasheet, dense fp16) and 790 TFLOP/s (bf16 matrix product measured on an "
-    "H200, the issue's figure); sd15 on cuda only",
-    "stock: the guide's setup: float16 on cuda (float32 on cpu), DPMSolverMultistepScheduler.from_config, one "
-    "torch.Generator per image on the device, diffusers' default attention (SDPA), PyTorch's default TF32 flags",
-    "engine: seedgrid's PipelineEngine over the model as worker/models/loading.load_pipeline sets it up (SDPA "
-    "processor set explicitly, TF32 on for cuda), noise from one CPU generator per image, NaN/black check on output, no previews",
-    "neither side has a safety checker (the guide's from_pretrained pipeline would also run one on each image)",
-    "sd15: published SD1.5 configs, seeded random weights made on the device (load time is that build, not "
-    "reading a checkpoint), the tiny model's byte-level tokenizer (77 tokens like CLIP's)",
-]
-
-
-def _fmt(value, spec: str) -> str:
-    return "-" if value is None else format(value, spec)
-
-
-def format_table(report: dict) -> str:
-    lines = [
-        "| batch | side | s/img | img/s | UNet steps/s | peak GiB | % of 990 | % of 790 | engine/stock |",
-        "|---:|---|---:|---:|---:|---:|---:|---:|---:|",
-    ]
-    for row in report["batches"]:
-        for name in ("stock", "engine"):
-            m = row.get(name, {})
-            ratio = _fmt(row.get("engine_over_stock"), ".3f") if name == "engine" else ""
-            if m.get("status") != "ok":
-                lines.append(f"| {row['batch']} | {name} | {m.get('status', '-')} | | | | | | {ratio} |")
-                continue
-            pct = [("n/a" if m[k] is None else f"{100 * m[k]:.1f}%")
-                   for k in ("fraction_of_datasheet", "fraction_of_measured")]
-            lines.append(
-                f"| {row['batch']} | {name} | {m['s_per_image']:.4f} | {m['images_per_s']:.2f} | "
-                f"{m['unet_image_steps_per_s']:.1f} | {_fmt(m['peak_own_gib'], '.2f')} | {pct[0]} | {pct[1]} | {ratio} |"
-            )
-    probe = report.get("largest_engine_batch") or {}
-    lines += [
-        "",
-        f"load s: stock {_fmt(report['load_s'].get('stock'), '.2f')}, engine {_fmt(report['load_s'].get('engine'), '.2f')}"
-        f"; warm-up s (first call, batch 1): stock {_fmt(report['warmup_s'].get('stock'), '.2f')}, "
-        f"engine {_fmt(report['warmup_s'].get('engine'), '.2f')}",
-        "largest batch the engine picks itself: "
-        + (f"{probe['picked']} (max_batch {probe['asked']}, a {probe['images']}-image job, "
-           f"{probe['s_per_image']:.4f} s/img)" if "picked" in probe else probe.get("skipped", "not measured")),
-    ]
-    bad = sum(row["engine"].get("bad_images", 0) for row in report["batches"] if "engine" in row)
-    if bad:
-        lines.append(f"engine images that came out NaN or black (decoded again in float32): {bad}")
-    lines += [f"skipped: {s}" for s in report["skipped"]]
-    return "\n".join(lines)
-
-
-def write_json(path: Path | None, report: dict) -> None:
-    if path is None:
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2))
-    tmp.replace(path)
 
 
 def log(message: str) -> None:
@@ -387,15 +295,18 @@ def run(args) -> dict:
         "settings": {"prompt": PROMPT, "scheduler": "DPMSolverMultistepScheduler (dpmsolver++, order 2)",
                      "output": "PIL images, PNG encoding excluded", "flop_per_image": flop_per_image(args),
                      "datasheet_tflops": DATASHEET_TFLOPS, "measured_tflops": MEASURED_TFLOPS},
-        "load_s": {}, "warmup_s": {}, "weights_gib": {}, "batches": [], "largest_engine_batch": None,
+        "sides": [], "load_s": {}, "warmup_s": {}, "weights_gib": {}, "batches": [], "largest_engine_batch": None,
         "skipped": [], "notes": NOTES,
     }
     if args.device == "cuda":
         torch.zeros(1, device="cuda")  # CUDA context first, so neither side's load time carries it
     defaults = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     sides = []
-    for name, load, call, tf32 in (("stock", load_stock, stock_call, defaults),
-                                   ("engine", load_engine, engine_call, (True, True))):
+    contestants = [("stock", load_stock, stock_call, defaults), ("engine", load_engine, engine_call, (True, True))]
+    for speedups in args.variants:
+        contestants.append(("engine+" + "+".join(speedups), lambda a, sp=speedups: load_engine(a, sp), engine_call,
+                            (True, True)))
+    for name, load, call, tf32 in contestants:
         start = time.perf_counter()
         obj = load(args)
         sync(args.device)
@@ -404,6 +315,7 @@ def run(args) -> dict:
         side = Side(name, obj, call, tf32 if args.device == "cuda" else defaults)
         side.load_s = report["load_s"][name] = load_s
         report["weights_gib"][name] = side.weights_bytes / GIB
+        report["sides"].append(name)
         sides.append(side)
         log(f"{name}: loaded in {load_s:.2f} s")
     for side in sides:

@@ -6,13 +6,15 @@
 # $OUT/merging.log and $OUT/nvidia-smi.txt.
 #
 #   bash bench/gpu.sh                  on the GPU machine (its python3 has torch; it may have no network)
+#   bash bench/gpu.sh --variants       on the GPU machine: the engine with each speedup of
+#                                      worker/speedups.py against stock and the plain engine, batch 1 and 8
 #   bash bench/gpu.sh --cpu [ARGS]     the tiny model on a CPU (a quick local check)
 #   bash bench/gpu.sh --fetch-wheels   on a machine with network: fill bench/wheels/ for the GPU machine
 #
 # A GPU image whose Python (3.12) has torch and transformers but not diffusers, pydantic, Celery or
 # Redis gets them from bench/wheels/: `--fetch-wheels` downloads those (pure-Python or cp312
-# manylinux wheels, no dependencies resolved). The folder stays out of git and is copied to the GPU machine with the
-# checkout; allow the run 9 minutes.
+# manylinux wheels, no dependencies resolved). The folder stays out of git and is copied to the GPU
+# machine with the checkout; allow the run 9 minutes.
 # Extra arguments after the mode go to `python -m bench.gpu` (the last value of an option wins).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,8 +36,9 @@ PINS=(diffusers==0.42.1 pydantic==2.14.4 pydantic_core==2.50.5 annotated_types==
 mode=gpu
 case "${1:-}" in
   --cpu) mode=cpu; shift ;;
+  --variants) mode=variants; shift ;;
   --fetch-wheels) mode=fetch; shift ;;
-  -h|--help) sed -n '2,15p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
 esac
 
 if [[ $mode == fetch ]]; then
@@ -91,6 +94,11 @@ print("cuda", torch.version.cuda, torch.cuda.get_device_name(0))
 import bench.sd15_configs, worker.engine  # the project's own imports work here
 EOF
 
+if [[ $mode == variants ]]; then
+  BUDGET_END_S=420 HARD_END_S=465
+  set -- --batches 1,8 --probe-batch 0 --json "$OUT/gpu-variants.json" \
+    --variants channels_last,fuse_qkv,compile,channels_last+fuse_qkv+compile "$@"
+fi
 budget=$((BUDGET_END_S - SECONDS))
 hard=$((HARD_END_S - SECONDS))
 echo "== bench.gpu: time budget ${budget} s, stopped after ${hard} s at the latest (script limit ${LIMIT_S} s)"
@@ -106,6 +114,8 @@ if [[ $rc -ne 0 ]]; then
   [[ $rc -eq 124 || $rc -eq 137 ]] && echo "FAIL: stopped at the time limit; $OUT/gpu.json holds the batch sizes done"
   exit "$rc"
 fi
+
+[[ $mode == variants ]] && exit 0
 
 echo "== bench.merging: SD1.5 (random weights) saved for the workers to load, then 16 jobs merged and alone"
 set +e

@@ -51,10 +51,32 @@ def test_tiny_cpu_run_prints_the_table_and_writes_the_json(tmp_path, capsys):
     assert probe["asked"] == 3 and probe["picked"] == 3 and probe["images"] == 3 and probe["bad_images"] == 0
     assert report["skipped"] == [] and report["elapsed_s"] > 0
 
-    assert "| batch | side | s/img | img/s | UNet steps/s | peak GiB | % of 990 | % of 790 | engine/stock |" in printed
+    assert "| batch | side | s/img | img/s | UNet steps/s | peak GiB | % of 990 | % of 790 | x stock |" in printed
     table_rows = [line for line in printed.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     assert len(table_rows) == 4 and all("n/a" in line for line in table_rows)
     assert "largest batch the engine picks itself: 3" in printed
+
+
+def test_variants_are_measured_as_more_engine_sides_against_stock(tmp_path, capsys):
+    path = tmp_path / "gpu.json"
+    assert gpu.main(TINY + ["--batches", "1", "--probe-batch", "0", "--variants", "fuse_qkv,channels_last+fuse_qkv",
+                            "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    names = ["stock", "engine", "engine+fuse_qkv", "engine+channels_last+fuse_qkv"]
+    assert report["sides"] == names and report["args"]["variants"] == [["fuse_qkv"], ["channels_last", "fuse_qkv"]]
+    [row] = report["batches"]
+    assert sorted(row["over_stock"]) == sorted(names[1:])
+    for name in names[1:]:
+        assert row[name]["status"] == "ok" and row[name]["bad_images"] == 0
+        assert row["over_stock"][name] == pytest.approx(row[name]["images_per_s"] / row["stock"]["images_per_s"])
+    printed = capsys.readouterr().out
+    assert "| 1 | engine+channels_last+fuse_qkv |" in printed and "warm-up s (first call, batch 1): stock" in printed
+
+
+def test_an_unknown_variant_is_refused_with_the_known_ones(capsys):
+    with pytest.raises(SystemExit):
+        gpu.parse_args(["--device", "cpu", "--variants", "turbo"])
+    assert "--variants: unknown turbo (known: channels_last, fuse_qkv, compile)" in capsys.readouterr().err
 
 
 def test_time_budget_skips_what_would_not_fit(tmp_path, capsys):

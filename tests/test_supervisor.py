@@ -73,12 +73,12 @@ def test_children_get_the_worker_options_but_not_those_set_per_child():
     parser = build_parser()
     args = parser.parse_args(["--gpus", "all", "--model", "tiny", "--name", "box", "--device", "cuda",
                               "--redis", "redis://:secret@127.0.0.1:6379/0", "--max-batch", "2", "--vae", "v",
-                              "--turn-images", "0", "--loglevel", "warning"])
+                              "--turn-images", "0", "--no-merge", "--speedups", "compile", "--loglevel", "warning"])
     forwarded = forwarded_worker_args(args, parser)
-    assert forwarded == ["--model", "tiny", "--vae", "v", "--max-batch", "2", "--turn-images", "0",
-                         "--simulated-seconds", "0.2", "--loglevel", "warning"]
+    assert forwarded == ["--model", "tiny", "--vae", "v", "--max-batch", "2", "--turn-images", "0", "--no-merge",
+                         "--speedups", "compile", "--simulated-seconds", "0.2", "--loglevel", "warning"]
     again = parser.parse_args(forwarded)
-    for dest in ("model", "vae", "max_batch", "turn_images", "loglevel"):
+    for dest in ("model", "vae", "max_batch", "turn_images", "merge", "speedups", "loglevel"):
         assert getattr(again, dest) == getattr(args, dest)
     assert again.gpus is None and again.name is None
 

@@ -29,6 +29,10 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
                         help="run each job in batches of its own, instead of filling a batch's spare room with "
                              "compatible queued jobs (same model, size, steps, scheduler and guidance) of other "
                              "clients")
+    parser.add_argument("--speedups", default=os.environ.get("SEEDGRID_SPEEDUPS", ""),
+                        help="comma-separated changes to the pipeline, off by default until a GPU benchmark shows "
+                             "they help: channels_last, fuse_qkv, compile (torch.compile of the UNet with CUDA "
+                             "graphs, warmed up at start at 512x512, batch 1 and --max-batch)")
     parser.add_argument("--simulated-seconds", type=float, default=0.2,
                         help="with --model simulated (a stand-in for benchmarks of the queue, not a GPU): "
                              "seconds per image (default: %(default)s)")
@@ -45,6 +49,13 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     args = args or build_parser().parse_args(argv)
     if args.max_batch < 1:
         print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
+        return 2
+    from worker.speedups import parse_speedups
+
+    try:
+        parse_speedups(args.speedups)  # refused here, before a model loads or a supervisor starts
+    except ValueError as exc:
+        print(f"seedgrid worker: {exc}", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.gpus is not None:
@@ -91,8 +102,9 @@ def serve(url: str, args: argparse.Namespace) -> int:
     from shared.celery_config import configure_celery
     from worker.celery_app import app
     from worker.heartbeat import Heartbeat
-    from worker.runtime import WorkerRuntime
     from shared.embedded_redis import redact
+    from worker.runtime import WorkerRuntime
+    from worker.speedups import parse_speedups
     from worker.tasks import EngineTask
 
     log = logging.getLogger("seedgrid.worker")
@@ -100,7 +112,7 @@ def serve(url: str, args: argparse.Namespace) -> int:
     try:
         runtime = WorkerRuntime.load(url, args.model, args.device, args.vae, args.max_batch, args.name,
                                      turn_images=args.turn_images, simulated_seconds=args.simulated_seconds,
-                                     merge=args.merge)
+                                     merge=args.merge, speedups=parse_speedups(args.speedups))
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)
         return 2

@@ -2,6 +2,7 @@
 
 import copy
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 
@@ -73,6 +74,16 @@ class PipelineEngine:
                 pending.appendleft(batch)
                 continue
             on_batch(batch, images)
+
+    def warm_up(self, width: int = 512, height: int = 512, batches: Sequence[int] = (1,)) -> float:
+        """A short job at each batch size, so compiled graphs exist before the first real job; seconds taken."""
+        started = time.perf_counter()
+        scheduler = "dpm++_2m" if "dpm++_2m" in self.schedulers else self.schedulers[0]
+        for batch in batches:
+            request = JobRequest(model=self.model_name, prompts=["warm-up"], seeds=list(range(batch)), width=width,
+                                 height=height, steps=2, scheduler=scheduler)
+            self.generate_batch(request, request.items(), lambda *_: None)
+        return time.perf_counter() - started
 
     def enable_slicing(self) -> None:
         self.pipeline.enable_attention_slicing()

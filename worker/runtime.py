@@ -1,5 +1,6 @@
 """A worker process's state: its engine, its Redis, its name, and what it is doing."""
 
+import logging
 import os
 import socket
 import time
@@ -14,6 +15,8 @@ from worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
 
 if TYPE_CHECKING:
     from worker.engine import PipelineEngine
+
+log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BATCH = 8
 
@@ -39,7 +42,8 @@ class WorkerRuntime:
     @classmethod
     def load(cls, redis_url: str, model: str, device: str | None = None, vae: str | None = None,
              max_batch: int = DEFAULT_MAX_BATCH, name: str | None = None,
-             turn_images: int | None = None, simulated_seconds: float = 0.2, merge: bool = True) -> "WorkerRuntime":
+             turn_images: int | None = None, simulated_seconds: float = 0.2, merge: bool = True,
+             speedups: tuple[str, ...] = ()) -> "WorkerRuntime":
         """Load the model in this process: call it in the process that runs jobs, never before a fork."""
         if model == SIMULATED_MODEL_NAME:
             engine = SimulatedEngine(simulated_seconds, max_batch)
@@ -47,9 +51,15 @@ class WorkerRuntime:
             from worker.engine import PipelineEngine
             from worker.models.loading import default_device, load_pipeline, model_display_name
 
+            from worker.speedups import apply_speedups
+
             device = device or default_device()
             pipeline = load_pipeline(model, device, vae)
+            apply_speedups(pipeline, speedups, device)
             engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
+            if "compile" in speedups:
+                seconds = engine.warm_up(batches=sorted({1, max_batch}))
+                log.info("warm-up of the compiled UNet at 512x512, batch 1 and %d: %.1f s", max_batch, seconds)
         store = JobStore(connect(redis_url, health_check_interval=30))
         return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "",
                    turn_images=turn_images, merge=merge)

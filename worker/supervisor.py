@@ -87,7 +87,7 @@ def forwarded_worker_args(args: argparse.Namespace, parser: argparse.ArgumentPar
         if action.nargs == 0:  # a flag such as --no-merge: given when its value is not the default
             if value is not None and value != action.default:
                 argv.append(option)
-        elif value is not None:
+        elif value not in (None, ""):
             argv += [option, str(value)]
     return argv
 

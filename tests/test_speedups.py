@@ -1,0 +1,53 @@
+"""The optional speed changes keep images equal to the plain engine's (real tiny pipeline on the CPU)."""
+
+import numpy as np
+import pytest
+
+from shared.request import JobRequest
+from worker.engine import PipelineEngine
+from worker.models.loading import load_pipeline
+from worker.speedups import apply_speedups, parse_speedups
+
+REQUEST = JobRequest(prompts=["a red fox", "an old oak"], seeds=[1, 2], negative_prompt="blurry", width=128,
+                     height=128, steps=6)
+
+
+def images(engine: PipelineEngine) -> dict[int, np.ndarray]:
+    out = {}
+    engine.run(REQUEST, REQUEST.items(), lambda *_: None,
+               lambda batch, imgs: out.update({i.index: np.asarray(im, dtype=np.int16) for i, im in zip(batch, imgs)}))
+    return out
+
+
+def engine_with(speedups: tuple[str, ...], **options) -> PipelineEngine:
+    pipeline = load_pipeline("tiny", "cpu")
+    apply_speedups(pipeline, speedups, "cpu", **options)
+    return PipelineEngine(pipeline, "tiny", "cpu")
+
+
+@pytest.fixture(scope="module")
+def plain() -> dict[int, np.ndarray]:
+    return images(PipelineEngine(load_pipeline("tiny", "cpu"), "tiny", "cpu"))
+
+
+def test_parse_speedups_names_the_option_and_the_known_values():
+    assert parse_speedups(" compile, fuse_qkv ,compile") == ("compile", "fuse_qkv")
+    assert parse_speedups("") == parse_speedups(None) == ()
+    with pytest.raises(ValueError, match=r"--speedups: unknown turbo \(known: channels_last, fuse_qkv, compile\)"):
+        parse_speedups("channels_last,turbo")
+
+
+def test_channels_last_and_fused_qkv_give_the_plain_engines_images(plain):
+    made = images(engine_with(("channels_last", "fuse_qkv")))
+    assert made.keys() == plain.keys()
+    assert max(int(np.abs(made[i] - plain[i]).max()) for i in plain) <= 2
+
+
+def test_compile_traces_the_whole_unet_in_one_graph_aot_eager_backend_not_inductor(plain):
+    """fullgraph=True fails on any graph break. Inductor itself takes minutes per shape on a CPU, so the
+    cheaper aot_eager backend stands in for it here; the GPU benchmark runs the real one."""
+    engine = engine_with(("compile",), compile_backend="aot_eager")
+    assert type(engine.pipeline.unet).__name__ == "OptimizedModule"
+    assert engine.warm_up(width=128, height=128, batches=[4]) > 0
+    made = images(engine)
+    assert max(int(np.abs(made[i] - plain[i]).max()) for i in plain) <= 2
