@@ -111,7 +111,8 @@ def _triples(flat: list) -> list[tuple[str, str, int | None]]:
     out = []
     for i in range(0, len(flat), 3):
         priority = flat[i + 2].decode() if flat[i + 2] else ""
-        out.append((flat[i].decode(), flat[i + 1].decode(), int(priority) if priority.isdigit() else None))
+        request = flat[i + 1].decode() if flat[i + 1] else ""  # "" fails validation: the job is refused
+        out.append((flat[i].decode(), request, int(priority) if priority.isdigit() else None))
     return out
 
 

@@ -106,3 +106,10 @@ def test_progress_of_a_shared_batch_reports_each_job_and_returns_the_cancelled(s
     status = store.status(first)
     assert (status.state, status.step, status.steps, status.batch_size) == (JobState.RUNNING, 3, 5, 2)
     assert store.redis.get(names.job_lease_key(second)) == b"w1" and store.redis.ttl(names.job_lease_key(second)) > 0
+
+
+def test_a_pool_job_without_its_request_is_claimed_with_an_empty_one_for_the_worker_to_refuse(store, pool):
+    host, request = queued(store)
+    broken, _ = queued(store)
+    store.redis.hdel(names.job_key(broken), "request")
+    assert pool.claim(host, "w1", request, room=1) == [(broken, "", 3)]
