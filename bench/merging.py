@@ -64,12 +64,7 @@ class Stack:
     def wait_online(self) -> str:
         """The name under which the worker serves its model, once it is online."""
         with SeedgridClient(self.redis.url) as client:
-            deadline = time.monotonic() + 600
-            while not (workers := client.workers()):
-                if not self.worker.alive() or time.monotonic() > deadline:
-                    raise RuntimeError(f"the {self.mode} worker did not come online; see its log")
-                time.sleep(0.2)
-            return workers[0].model
+            return client.wait_for_worker(None, timeout=600, alive=self.worker.alive).model
 
     def close(self) -> None:
         self.worker.stop()

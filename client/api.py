@@ -123,16 +123,18 @@ class SeedgridClient:
         """Model name -> schedulers, for every model an online worker serves."""
         return served_models(self.workers())
 
-    def wait_for_worker(self, model: str, timeout: float = 120.0, alive: Callable[[], bool] | None = None) -> WorkerInfo:
+    def wait_for_worker(self, model: str | None, timeout: float = 120.0,
+                        alive: Callable[[], bool] | None = None) -> WorkerInfo:
+        """The first online worker serving `model` (None: any model), waiting up to `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for worker in self.workers():
-                if worker.model == model:
+                if model is None or worker.model == model:
                     return worker
             if alive and not alive():
-                raise RuntimeError(f"the worker for {model} exited before it came online")
+                raise RuntimeError(f"the worker for {model or 'any model'} exited before it came online")
             time.sleep(0.2)
-        raise TimeoutError(f"no worker for {model} came online within {timeout:.0f} s")
+        raise TimeoutError(f"no worker for {model or 'any model'} came online within {timeout:.0f} s")
 
     def _check_served(self, request: JobRequest) -> None:
         served = self.models()

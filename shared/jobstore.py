@@ -103,7 +103,7 @@ class JobStore:
                 p.set(names.job_lease_key(job_id), worker, ex=LEASE_SECONDS)
             for job_id, _, _ in jobs:
                 p.exists(names.cancel_key(job_id))
-            cancelled = p.execute()[-len(jobs):]
+            cancelled = p.execute()[len(jobs) + len(leases):]
         return {job_id for (job_id, _, _), flag in zip(jobs, cancelled) if flag}
 
     def is_cancelled(self, job_id: str) -> bool:

@@ -51,3 +51,10 @@ def test_compile_traces_the_whole_unet_in_one_graph_aot_eager_backend_not_induct
     assert engine.warm_up(width=128, height=128, batches=[4]) > 0
     made = images(engine)
     assert max(int(np.abs(made[i] - plain[i]).max()) for i in plain) <= 2
+
+
+def test_the_worker_refuses_an_unknown_speedup_before_loading_anything(capsys):
+    from worker.cli import main
+
+    assert main(["--speedups", "compile,turbo", "--redis", "redis://127.0.0.1:1/0"]) == 2
+    assert "seedgrid worker: --speedups: unknown turbo (known: channels_last, fuse_qkv, compile)" in capsys.readouterr().err

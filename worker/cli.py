@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     from worker.speedups import parse_speedups
 
     try:
-        parse_speedups(args.speedups)  # refused here, before a model loads or a supervisor starts
+        speedups = parse_speedups(args.speedups)  # refused here, before a model loads or a supervisor starts
     except ValueError as exc:
         print(f"seedgrid worker: {exc}", file=sys.stderr)
         return 2
@@ -74,7 +74,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         print(f"seedgrid worker: {problem}", file=sys.stderr)
         return 2
     try:
-        return serve(url, args)
+        return serve(url, args, speedups)
     finally:
         if embedded:
             embedded.stop()
@@ -98,13 +98,12 @@ def supervise_gpus(args: argparse.Namespace) -> int:
     return run_supervisor(slots, args, device="cuda")
 
 
-def serve(url: str, args: argparse.Namespace) -> int:
+def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) -> int:
     from shared.celery_config import configure_celery
     from worker.celery_app import app
     from worker.heartbeat import Heartbeat
     from shared.embedded_redis import redact
     from worker.runtime import WorkerRuntime
-    from worker.speedups import parse_speedups
     from worker.tasks import EngineTask
 
     log = logging.getLogger("seedgrid.worker")
@@ -112,7 +111,7 @@ def serve(url: str, args: argparse.Namespace) -> int:
     try:
         runtime = WorkerRuntime.load(url, args.model, args.device, args.vae, args.max_batch, args.name,
                                      turn_images=args.turn_images, simulated_seconds=args.simulated_seconds,
-                                     merge=args.merge, speedups=parse_speedups(args.speedups))
+                                     merge=args.merge, speedups=speedups)
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)
         return 2

@@ -78,7 +78,8 @@ class PipelineEngine:
     def warm_up(self, width: int = 512, height: int = 512, batches: Sequence[int] = (1,)) -> float:
         """A short job at each batch size, so compiled graphs exist before the first real job; seconds taken."""
         started = time.perf_counter()
-        scheduler = "dpm++_2m" if "dpm++_2m" in self.schedulers else self.schedulers[0]
+        default = JobRequest.model_fields["scheduler"].default
+        scheduler = default if default in self.schedulers else self.schedulers[0]
         for batch in batches:
             request = JobRequest(model=self.model_name, prompts=["warm-up"], seeds=list(range(batch)), width=width,
                                  height=height, steps=2, scheduler=scheduler)

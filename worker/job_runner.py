@@ -73,8 +73,7 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
     if len(jobs) > 1:  # only now: a worker that dies before this point leaves them to the host's redelivery
         until_redis_returns(runtime.pool.done, job_id)
     if host.outcome is not None:
-        status = store.status(job_id)
-        return finished(job_id, host.outcome, error=status.error if status else "")
+        return finished(job_id, host.outcome, error=host.error)
     if len(this_turn) < len(pending):
         until_redis_returns(store.requeued, job_id)
         until_redis_returns(requeue, turn + 1)

@@ -33,6 +33,7 @@ class TurnJob:
     merged: bool = False  # taken in from the pool, into another job's batch
     failed: list[Item] = field(default_factory=list)
     outcome: JobState | None = None  # set once the job has finished in this turn (cancelled or failed)
+    error: str = ""  # why it failed, as stored in its record
 
 
 def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
@@ -89,7 +90,7 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
             job.images_done += 1
 
     def finish(job: TurnJob, state: JobState, error: str = "") -> None:
-        job.outcome = state
+        job.outcome, job.error = state, error
         until_redis_returns(store.finish, job.job_id, state, error)
 
     runtime.busy, runtime.current_job = True, host.job_id
