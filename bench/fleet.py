@@ -16,18 +16,25 @@ import time
 import uuid
 from pathlib import Path
 
-from client.api import SeedgridClient
-from client.local import LocalWorker
-from shared.embedded_redis import EmbeddedRedis
-from shared.job import JobState
-from shared.request import JobRequest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.local import LocalWorker
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
 
 SIM = "simulated"
 
 
 def start_fleet(url: str, count: int, seconds: float, log_dir: str, extra: list[str] = ()) -> list[LocalWorker]:
-    fleet = [LocalWorker(url, SIM, log_path=f"{log_dir}/w{i}.log", extra_args=[
-        "--simulated-seconds", str(seconds), "--name", f"sim-{i}-{uuid.uuid4().hex[:4]}", *extra]) for i in range(count)]
+    fleet = [
+        LocalWorker(
+            url,
+            SIM,
+            log_path=f"{log_dir}/w{i}.log",
+            extra_args=["--simulated-seconds", str(seconds), "--name", f"sim-{i}-{uuid.uuid4().hex[:4]}", *extra],
+        )
+        for i in range(count)
+    ]
     with SeedgridClient(url) as client:
         deadline = time.monotonic() + 120
         while len([w for w in client.workers() if w.model == SIM]) < count:
@@ -57,9 +64,15 @@ def throughput(workers: int, seconds: float, jobs: int, log_dir: str) -> dict:
         finally:
             stop_fleet(fleet)
     rate = jobs / elapsed
-    return {"workers": workers, "jobs": jobs, "seconds": elapsed, "jobs_per_second": rate,
-            "perfect_jobs_per_second": workers / seconds, "scaling": rate / (workers / seconds),
-            "succeeded": sum(s == JobState.SUCCEEDED for s in states)}
+    return {
+        "workers": workers,
+        "jobs": jobs,
+        "seconds": elapsed,
+        "jobs_per_second": rate,
+        "perfect_jobs_per_second": workers / seconds,
+        "scaling": rate / (workers / seconds),
+        "succeeded": sum(s == JobState.SUCCEEDED for s in states),
+    }
 
 
 def single_image_wait(seconds: float, turn_images: int | None, log_dir: str) -> dict:
@@ -67,21 +80,29 @@ def single_image_wait(seconds: float, turn_images: int | None, log_dir: str) -> 
     with EmbeddedRedis() as redis_server:
         fleet = start_fleet(redis_server.url, 1, seconds, log_dir, extra)
         try:
-            with SeedgridClient(redis_server.url, client_id="big") as big, \
-                    SeedgridClient(redis_server.url, client_id="small") as small:
-                large = big.submit(JobRequest(model=SIM, prompts=["large"], seeds=list(range(64)), steps=4,
-                                              width=64, height=64))
+            with (
+                SeedgridClient(redis_server.url, client_id="big") as big,
+                SeedgridClient(redis_server.url, client_id="small") as small,
+            ):
+                large = big.submit(
+                    JobRequest(model=SIM, prompts=["large"], seeds=list(range(64)), steps=4, width=64, height=64)
+                )
                 while big.status(large).state != JobState.RUNNING:
                     time.sleep(0.005)
                 submitted = time.perf_counter()
-                single = small.submit(JobRequest(model=SIM, prompts=["single"], seeds=[1], steps=4, width=64, height=64))
+                single = small.submit(
+                    JobRequest(model=SIM, prompts=["single"], seeds=[1], steps=4, width=64, height=64)
+                )
                 small.wait(single, poll_seconds=0.005)
                 wait = time.perf_counter() - submitted
                 large_total = big.wait(large, poll_seconds=0.01)
         finally:
             stop_fleet(fleet)
-    return {"turn_images": "one batch" if turn_images is None else turn_images, "single_image_wait_s": wait,
-            "large_job_s": large_total.finished_at - large_total.started_at}
+    return {
+        "turn_images": "one batch" if turn_images is None else turn_images,
+        "single_image_wait_s": wait,
+        "large_job_s": large_total.finished_at - large_total.started_at,
+    }
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -92,22 +113,28 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--fair-seconds", type=float, default=0.05, help="seconds per image in the fairness run")
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
-    print("SIMULATION: a stand-in model that takes a fixed time per image; this measures the queue and the "
-          "fleet, not a GPU.")
+    print(
+        "SIMULATION: a stand-in model that takes a fixed time per image; this measures the queue and the "
+        "fleet, not a GPU."
+    )
     results = {"simulated_seconds_per_image": args.seconds, "scaling": [], "fairness": []}
     with tempfile.TemporaryDirectory() as log_dir:
         print(f"\n{'workers':>7} {'jobs':>5} {'seconds':>8} {'jobs/s':>7} {'perfect':>8} {'scaling':>8}")
         for n in (int(x) for x in args.workers.split(",")):
             row = throughput(n, args.seconds, n * args.jobs_per_worker, log_dir)
             results["scaling"].append(row)
-            print(f"{n:>7} {row['jobs']:>5} {row['seconds']:>8.2f} {row['jobs_per_second']:>7.2f} "
-                  f"{row['perfect_jobs_per_second']:>8.2f} {row['scaling']:>8.1%}")
+            print(
+                f"{n:>7} {row['jobs']:>5} {row['seconds']:>8.2f} {row['jobs_per_second']:>7.2f} "
+                f"{row['perfect_jobs_per_second']:>8.2f} {row['scaling']:>8.1%}"
+            )
         print(f"\nOne image from client B while client A's 64-image job runs ({args.fair_seconds} s per image):")
         for turn in (None, 0):
             row = single_image_wait(args.fair_seconds, turn, log_dir)
             results["fairness"].append(row)
-            print(f"  turns of {str(row['turn_images']):>9}: the single image waited {row['single_image_wait_s']:.2f} s "
-                  f"(the large job took {row['large_job_s']:.2f} s)")
+            print(
+                f"  turns of {str(row['turn_images']):>9}: the single image waited {row['single_image_wait_s']:.2f} s "
+                f"(the large job took {row['large_job_s']:.2f} s)"
+            )
         with_turns, without = results["fairness"]
         print(f"  wait with turns / without: {with_turns['single_image_wait_s'] / without['single_image_wait_s']:.1%}")
     if args.json:

@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import torch
+from seedgrid.shared.limits import MAX_SEEDS
 
 from bench.gpu_report import GIB, NOTES, environment, format_table, write_json
-from shared.limits import MAX_SEEDS
 
 PROMPT = "portrait photo of a old warrior chief"
 SCHEDULER = "dpm++_2m"  # seedgrid's name for DPMSolverMultistepScheduler, algorithm dpmsolver++, order 2
@@ -40,17 +40,28 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--size", type=int, default=512)
     p.add_argument("--guidance", type=float, default=7.5)
     p.add_argument("--repeats", type=int, default=3, help="timed calls per side and batch size")
-    p.add_argument("--probe-batch", type=int, default=64,
-                   help="engine.max_batch for the job that shows the batch the engine picks itself (0: skip)")
-    p.add_argument("--time-budget", type=float, default=0.0,
-                   help="seconds for the whole run; measurements that would not end in time are skipped (0: none)")
-    p.add_argument("--variants", default="",
-                   help="more engine sides, each with speedups (worker/speedups.py) on, joined by +: e.g. "
-                        "channels_last,fuse_qkv,compile,channels_last+fuse_qkv+compile (default: none)")
+    p.add_argument(
+        "--probe-batch",
+        type=int,
+        default=64,
+        help="engine.max_batch for the job that shows the batch the engine picks itself (0: skip)",
+    )
+    p.add_argument(
+        "--time-budget",
+        type=float,
+        default=0.0,
+        help="seconds for the whole run; measurements that would not end in time are skipped (0: none)",
+    )
+    p.add_argument(
+        "--variants",
+        default="",
+        help="more engine sides, each with speedups (worker/speedups.py) on, joined by +: e.g. "
+        "channels_last,fuse_qkv,compile,channels_last+fuse_qkv+compile (default: none)",
+    )
     p.add_argument("--json", type=Path, help="write the full results here (rewritten after each batch size)")
     args = p.parse_args(argv)
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
-    from worker.speedups import parse_speedups
+    from seedgrid.worker.speedups import parse_speedups
 
     try:
         args.variants = [parse_speedups(v.replace("+", ",")) for v in args.variants.split(",") if v.strip()]
@@ -73,7 +84,7 @@ def build_pipeline(model: str, dtype: torch.dtype, device: str):
         from bench.sd15_configs import build_sd15_random
 
         return build_sd15_random(dtype, device)
-    from worker.models.tiny import build_tiny_pipeline
+    from seedgrid.worker.models.tiny import build_tiny_pipeline
 
     pipe = build_tiny_pipeline()
     return (pipe if dtype == torch.float32 else pipe.to(dtype=dtype)).to(device)
@@ -90,10 +101,10 @@ def load_stock(args):
 
 
 def load_engine(args, speedups: tuple[str, ...] = ()):
-    """seedgrid's engine; `tiny` goes through worker.models.loading.load_pipeline itself."""
-    from worker.engine import PipelineEngine
-    from worker.models.loading import dtype_for, load_pipeline
-    from worker.speedups import apply_speedups
+    """seedgrid's engine; `tiny` goes through seedgrid.worker.models.loading.load_pipeline itself."""
+    from seedgrid.worker.engine import PipelineEngine
+    from seedgrid.worker.models.loading import dtype_for, load_pipeline
+    from seedgrid.worker.speedups import apply_speedups
 
     if args.model == "tiny":
         pipe = load_pipeline("tiny", args.device)
@@ -115,17 +126,32 @@ def load_engine(args, speedups: tuple[str, ...] = ()):
 
 def stock_call(pipe, args, batch: int) -> dict:
     generators = [torch.Generator(args.device).manual_seed(i) for i in range(batch)]
-    images = pipe(prompt=[PROMPT] * batch, generator=generators, num_inference_steps=args.steps,
-                  guidance_scale=args.guidance, height=args.size, width=args.size, output_type="pil").images
+    images = pipe(
+        prompt=[PROMPT] * batch,
+        generator=generators,
+        num_inference_steps=args.steps,
+        guidance_scale=args.guidance,
+        height=args.size,
+        width=args.size,
+        output_type="pil",
+    ).images
     return {"images": len(images)}
 
 
 def engine_call(engine, args, batch: int, max_batch: int | None = None) -> dict:
-    from shared.request import JobRequest
+    from seedgrid.shared.request import JobRequest
 
     engine.max_batch = max_batch or batch
-    request = JobRequest(model=engine.model_name, prompts=[PROMPT], seeds=list(range(batch)), width=args.size,
-                         height=args.size, steps=args.steps, guidance=args.guidance, scheduler=SCHEDULER)
+    request = JobRequest(
+        model=engine.model_name,
+        prompts=[PROMPT],
+        seeds=list(range(batch)),
+        width=args.size,
+        height=args.size,
+        steps=args.steps,
+        guidance=args.guidance,
+        scheduler=SCHEDULER,
+    )
     images = []
     engine.run(request, request.items(), on_step=lambda *_: None, on_batch=lambda _, imgs: images.extend(imgs))
     return {"images": len(images), "bad_images": sum(i is None for i in images), "max_batch_after": engine.max_batch}
@@ -138,8 +164,9 @@ class Side:
         self.name, self.obj, self.call, self.tf32 = name, obj, call, tf32
         self.load_s = self.warmup_s = None
         pipe = obj.pipeline if hasattr(obj, "pipeline") else obj
-        self.weights_bytes = sum(p.numel() * p.element_size() for m in (pipe.unet, pipe.vae, pipe.text_encoder)
-                                 for p in m.parameters())
+        self.weights_bytes = sum(
+            p.numel() * p.element_size() for m in (pipe.unet, pipe.vae, pipe.text_encoder) for p in m.parameters()
+        )
         self.failed_at: int | None = None  # batch size that ran out of memory
 
     @contextlib.contextmanager
@@ -248,8 +275,10 @@ def measure_batch(sides: list[Side], args, batch: int) -> dict:
             result[side.name] = summarize(calls[side.name], batch, args)
     stock = result.get("stock", {})
     result["over_stock"] = {
-        s.name: result[s.name]["images_per_s"] / stock["images_per_s"] for s in sides
-        if s.name != "stock" and stock.get("status") == "ok" and result[s.name].get("status") == "ok"}
+        s.name: result[s.name]["images_per_s"] / stock["images_per_s"]
+        for s in sides
+        if s.name != "stock" and stock.get("status") == "ok" and result[s.name].get("status") == "ok"
+    }
     if "engine" in result["over_stock"]:
         result["engine_over_stock"] = result["over_stock"]["engine"]
     return result
@@ -284,19 +313,32 @@ def log(message: str) -> None:
 
 def run(args) -> dict:
     budget = Budget(args.time_budget)
+    import seedgrid.worker.engine  # noqa: F401
+    import seedgrid.worker.models.loading  # noqa: F401
+
     import bench.sd15_configs  # noqa: F401  imports first, so neither side's load time carries them
-    import worker.engine  # noqa: F401
-    import worker.models.loading  # noqa: F401
+
     report = {
         "schema": "seedgrid-bench-gpu/1",
         "complete": False,
         "args": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "environment": environment(args),
-        "settings": {"prompt": PROMPT, "scheduler": "DPMSolverMultistepScheduler (dpmsolver++, order 2)",
-                     "output": "PIL images, PNG encoding excluded", "flop_per_image": flop_per_image(args),
-                     "datasheet_tflops": DATASHEET_TFLOPS, "measured_tflops": MEASURED_TFLOPS},
-        "sides": [], "load_s": {}, "warmup_s": {}, "weights_gib": {}, "batches": [], "largest_engine_batch": None,
-        "skipped": [], "notes": NOTES,
+        "settings": {
+            "prompt": PROMPT,
+            "scheduler": "DPMSolverMultistepScheduler (dpmsolver++, order 2)",
+            "output": "PIL images, PNG encoding excluded",
+            "flop_per_image": flop_per_image(args),
+            "datasheet_tflops": DATASHEET_TFLOPS,
+            "measured_tflops": MEASURED_TFLOPS,
+        },
+        "sides": [],
+        "load_s": {},
+        "warmup_s": {},
+        "weights_gib": {},
+        "batches": [],
+        "largest_engine_batch": None,
+        "skipped": [],
+        "notes": NOTES,
     }
     if args.device == "cuda":
         torch.zeros(1, device="cuda")  # CUDA context first, so neither side's load time carries it
@@ -304,8 +346,9 @@ def run(args) -> dict:
     sides = []
     contestants = [("stock", load_stock, stock_call, defaults), ("engine", load_engine, engine_call, (True, True))]
     for speedups in args.variants:
-        contestants.append(("engine+" + "+".join(speedups), lambda a, sp=speedups: load_engine(a, sp), engine_call,
-                            (True, True)))
+        contestants.append(
+            ("engine+" + "+".join(speedups), lambda a, sp=speedups: load_engine(a, sp), engine_call, (True, True))
+        )
     for name, load, call, tf32 in contestants:
         start = time.perf_counter()
         obj = load(args)
@@ -329,15 +372,23 @@ def run(args) -> dict:
         per_image = slowest_s_per_image(report["batches"])
         estimate = 1.15 * per_image * batch * (1 + args.repeats) * len(sides) if per_image else 0.0
         if not budget.allows(estimate):
-            report["skipped"].append(f"batch {batch}: needs about {estimate:.0f} s, "
-                                     f"{args.time_budget - budget.elapsed():.0f} s of the time budget left")
+            report["skipped"].append(
+                f"batch {batch}: needs about {estimate:.0f} s, "
+                f"{args.time_budget - budget.elapsed():.0f} s of the time budget left"
+            )
             log(report["skipped"][-1])
             continue
         row = measure_batch(sides, args, batch)
         report["batches"].append(row)
-        log(f"batch {batch}: " + ", ".join(
-            f"{s.name} {row[s.name]['s_per_image']:.4f} s/img" if row[s.name]["status"] == "ok"
-            else f"{s.name} {row[s.name]['status']}" for s in sides))
+        log(
+            f"batch {batch}: "
+            + ", ".join(
+                f"{s.name} {row[s.name]['s_per_image']:.4f} s/img"
+                if row[s.name]["status"] == "ok"
+                else f"{s.name} {row[s.name]['status']}"
+                for s in sides
+            )
+        )
         write_json(args.json, report)
 
     report["largest_engine_batch"] = probe_engine_batch(sides[1], args, budget, report)
@@ -361,17 +412,25 @@ def probe_engine_batch(engine: Side, args, budget: Budget, report: dict) -> dict
     if call.get("oom"):
         return {"asked": args.probe_batch, "skipped": f"out of memory even at batch 1: {call['error']}"}
     log(f"largest-batch probe: engine picked {call['max_batch_after']} of {args.probe_batch}")
-    return {"asked": args.probe_batch, "picked": call["max_batch_after"], "images": call["images"],
-            "bad_images": call["bad_images"], "seconds": call["seconds"],
-            "s_per_image": call["seconds"] / args.probe_batch, "peak_own_gib": call.get("peak_own_gib")}
+    return {
+        "asked": args.probe_batch,
+        "picked": call["max_batch_after"],
+        "images": call["images"],
+        "bad_images": call["bad_images"],
+        "seconds": call["seconds"],
+        "s_per_image": call["seconds"] / args.probe_batch,
+        "peak_own_gib": call.get("peak_own_gib"),
+    }
 
 
 def main(argv=None) -> int:
     args = parse_args(argv)
     report = run(args)
     print()
-    print(f"{args.model} on {report['environment']['device_name']} ({args.device}), {args.size}x{args.size}, "
-          f"{args.steps} steps DPM-Solver++, guidance {args.guidance}, {args.repeats} timed calls per cell")
+    print(
+        f"{args.model} on {report['environment']['device_name']} ({args.device}), {args.size}x{args.size}, "
+        f"{args.steps} steps DPM-Solver++, guidance {args.guidance}, {args.repeats} timed calls per cell"
+    )
     print(format_table(report))
     for note in NOTES:
         print(f"- {note}")

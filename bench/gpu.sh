@@ -79,8 +79,11 @@ nvidia-smi --query-gpu=name,memory.total,memory.used,driver_version,clocks.sm,cl
 if compgen -G "$WHEELS/*.whl" >/dev/null; then
   echo "== installing $(ls "$WHEELS" | wc -l) carried wheels into $SITE"
   "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target "$SITE" "$WHEELS"/*.whl
-  export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 fi
+# seedgrid itself, as the installed package maps it: seedgrid.{shared,worker,client} are the top-level folders.
+mkdir -p "$SITE/seedgrid"
+for part in shared worker client; do ln -sfn "$PWD/$part" "$SITE/seedgrid/$part"; done
+export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
 
 "$PY" - <<'EOF' || { echo "FAIL: see above; on a machine with network run: bash bench/gpu.sh --fetch-wheels, then carry bench/wheels"; exit 4; }
 import sys
@@ -91,7 +94,7 @@ print("python", sys.version.split()[0], "torch", torch.__version__, "diffusers",
 if not torch.cuda.is_available():
     sys.exit("torch sees no CUDA device")
 print("cuda", torch.version.cuda, torch.cuda.get_device_name(0))
-import bench.sd15_configs, worker.engine  # the project's own imports work here
+import bench.sd15_configs, seedgrid.worker.engine  # the project's own imports work here
 EOF
 
 if [[ $mode == variants ]]; then

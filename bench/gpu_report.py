@@ -17,7 +17,7 @@ def environment(args) -> dict:
     import transformers
 
     env = {
-        "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
         "torch": torch.__version__,
         "diffusers": diffusers.__version__,
@@ -29,8 +29,13 @@ def environment(args) -> dict:
     }
     if args.device == "cuda":
         props = torch.cuda.get_device_properties(0)
-        env.update(device_name=props.name, gpu_memory_gib=props.total_memory / GIB, cuda=torch.version.cuda,
-                   cudnn=torch.backends.cudnn.version(), multiprocessors=props.multi_processor_count)
+        env.update(
+            device_name=props.name,
+            gpu_memory_gib=props.total_memory / GIB,
+            cuda=torch.version.cuda,
+            cudnn=torch.backends.cudnn.version(),
+            multiprocessors=props.multi_processor_count,
+        )
     else:
         env["device_name"] = env["cpu"]
     return env
@@ -58,7 +63,8 @@ NOTES = [
     "stock: the guide's setup: float16 on cuda (float32 on cpu), DPMSolverMultistepScheduler.from_config, one "
     "torch.Generator per image on the device, diffusers' default attention (SDPA), PyTorch's default TF32 flags",
     "engine: seedgrid's PipelineEngine over the model as worker/models/loading.load_pipeline sets it up (SDPA "
-    "processor set explicitly, TF32 on for cuda), noise from one CPU generator per image, NaN/black check on output, no previews",
+    "processor set explicitly, TF32 on for cuda), noise from one CPU generator per image, "
+    "NaN/black check on output, no previews",
     "neither side has a safety checker (the guide's from_pretrained pipeline would also run one on each image)",
     "sd15: published SD1.5 configs, seeded random weights made on the device (load time is that build, not "
     "reading a checkpoint), the tiny model's byte-level tokenizer (77 tokens like CLIP's)",
@@ -82,21 +88,27 @@ def format_table(report: dict) -> str:
             if m.get("status") != "ok":
                 lines.append(f"| {row['batch']} | {name} | {m.get('status', '-')} | | | | | | {ratio} |")
                 continue
-            pct = [("n/a" if m[k] is None else f"{100 * m[k]:.1f}%")
-                   for k in ("fraction_of_datasheet", "fraction_of_measured")]
+            pct = [
+                ("n/a" if m[k] is None else f"{100 * m[k]:.1f}%")
+                for k in ("fraction_of_datasheet", "fraction_of_measured")
+            ]
             lines.append(
                 f"| {row['batch']} | {name} | {m['s_per_image']:.4f} | {m['images_per_s']:.2f} | "
-                f"{m['unet_image_steps_per_s']:.1f} | {_fmt(m['peak_own_gib'], '.2f')} | {pct[0]} | {pct[1]} | {ratio} |"
+                f"{m['unet_image_steps_per_s']:.1f} | {_fmt(m['peak_own_gib'], '.2f')} | "
+                f"{pct[0]} | {pct[1]} | {ratio} |"
             )
     probe = report.get("largest_engine_batch") or {}
     lines += [
         "",
         "load s: " + ", ".join(f"{n} {_fmt(report['load_s'].get(n), '.2f')}" for n in sides),
-        "warm-up s (first call, batch 1): " + ", ".join(f"{n} {_fmt(report['warmup_s'].get(n), '.2f')}"
-                                                        for n in sides),
+        "warm-up s (first call, batch 1): " + ", ".join(f"{n} {_fmt(report['warmup_s'].get(n), '.2f')}" for n in sides),
         "largest batch the engine picks itself: "
-        + (f"{probe['picked']} (max_batch {probe['asked']}, a {probe['images']}-image job, "
-           f"{probe['s_per_image']:.4f} s/img)" if "picked" in probe else probe.get("skipped", "not measured")),
+        + (
+            f"{probe['picked']} (max_batch {probe['asked']}, a {probe['images']}-image job, "
+            f"{probe['s_per_image']:.4f} s/img)"
+            if "picked" in probe
+            else probe.get("skipped", "not measured")
+        ),
     ]
     bad = sum(row[n].get("bad_images", 0) for row in report["batches"] for n in sides if n != "stock" and n in row)
     if bad:

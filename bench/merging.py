@@ -24,12 +24,11 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-
-from client.api import SeedgridClient
-from client.local import LocalWorker
-from shared.embedded_redis import EmbeddedRedis
-from shared.job import JobState
-from shared.request import JobRequest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.local import LocalWorker
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
 
 MODES = ("merge", "alone")
 
@@ -58,8 +57,13 @@ class Stack:
         self.mode = mode
         self.redis = EmbeddedRedis().start()
         extra = ["--max-batch", str(args.max_batch), "--name", f"{mode}-{uuid.uuid4().hex[:4]}"]
-        self.worker = LocalWorker(self.redis.url, args.model, args.device, log_path=f"{log_dir}/{mode}.log",
-                                  extra_args=extra + (["--no-merge"] if mode == "alone" else []))
+        self.worker = LocalWorker(
+            self.redis.url,
+            args.model,
+            args.device,
+            log_path=f"{log_dir}/{mode}.log",
+            extra_args=extra + (["--no-merge"] if mode == "alone" else []),
+        )
 
     def wait_online(self) -> str:
         """The name under which the worker serves its model, once it is online."""
@@ -75,9 +79,16 @@ def job_requests(args, model: str, round_: int) -> list[list[JobRequest]]:
     """Per client, its jobs: one image each, every one its own prompt and seed."""
     per_client: list[list[JobRequest]] = [[] for _ in range(args.clients)]
     for n in range(args.jobs):
-        per_client[n % args.clients].append(JobRequest(
-            model=model, prompts=[f"client {n % args.clients}: a lighthouse, study {n}"], seeds=[1000 * round_ + n],
-            width=args.size, height=args.size, steps=args.steps))
+        per_client[n % args.clients].append(
+            JobRequest(
+                model=model,
+                prompts=[f"client {n % args.clients}: a lighthouse, study {n}"],
+                seeds=[1000 * round_ + n],
+                width=args.size,
+                height=args.size,
+                steps=args.steps,
+            )
+        )
     return per_client
 
 
@@ -93,7 +104,7 @@ def run_round(stack: Stack, per_client: list[list[JobRequest]]) -> dict:
             with SeedgridClient(stack.redis.url, client_id=f"bench-{uuid.uuid4().hex[:6]}") as client:
                 start.wait()
                 ids = [client.submit(r) for r in requests]
-                for job_id, request in zip(ids, requests):
+                for job_id, request in zip(ids, requests, strict=True):
                     status = client.wait(job_id, poll_seconds=0.01, timeout=1800)
                     png = client.image_png(job_id, 0) if status.state == JobState.SUCCEEDED else b""
                     with lock:
@@ -113,9 +124,14 @@ def run_round(stack: Stack, per_client: list[list[JobRequest]]) -> dict:
     if errors:
         raise errors[0]
     images = sum(state == JobState.SUCCEEDED for _, state, _, _ in results)
-    return {"mode": stack.mode, "seconds": seconds, "images": images, "images_per_second": images / seconds,
-            "batches": sum(not merged for _, _, merged, _ in results),
-            "pngs": {prompt: png for prompt, _, _, png in results}}
+    return {
+        "mode": stack.mode,
+        "seconds": seconds,
+        "images": images,
+        "images_per_second": images / seconds,
+        "batches": sum(not merged for _, _, merged, _ in results),
+        "pngs": {prompt: png for prompt, _, _, png in results},
+    }
 
 
 def max_pixel_difference(a: dict[str, bytes], b: dict[str, bytes]) -> int:
@@ -128,8 +144,10 @@ def max_pixel_difference(a: dict[str, bytes], b: dict[str, bytes]) -> int:
 
 def main(argv=None) -> dict:
     args = parse_args(argv)
-    print(f"{args.jobs} single-image jobs from {args.clients} clients, {args.model} on {args.device}, "
-          f"{args.size}x{args.size}, {args.steps} steps, batches of up to {args.max_batch}")
+    print(
+        f"{args.jobs} single-image jobs from {args.clients} clients, {args.model} on {args.device}, "
+        f"{args.size}x{args.size}, {args.steps} steps, batches of up to {args.max_batch}"
+    )
     rows: list[dict] = []
     differences = []
     with tempfile.TemporaryDirectory() as log_dir:
@@ -145,18 +163,27 @@ def main(argv=None) -> dict:
                 for mode in order:
                     row = {k: v for k, v in done[mode].items() if k != "pngs"} | {"round": round_ + 1}
                     rows.append(row)
-                    print(f"{row['round']:>5} {mode:>6} {row['seconds']:>8.2f} {row['images_per_second']:>9.2f} "
-                          f"{row['batches']:>8}")
+                    print(
+                        f"{row['round']:>5} {mode:>6} {row['seconds']:>8.2f} {row['images_per_second']:>9.2f} "
+                        f"{row['batches']:>8}"
+                    )
         finally:
             for stack in stacks.values():
                 stack.close()
     rate = {mode: statistics.median(r["images_per_second"] for r in rows if r["mode"] == mode) for mode in MODES}
-    report = {"settings": {k: v for k, v in vars(args).items() if k != "json"}, "rounds": rows,
-              "median_images_per_second": rate, "merge_over_alone": rate["merge"] / rate["alone"],
-              "max_pixel_difference": max(differences), "all_succeeded": all(r["images"] == args.jobs for r in rows)}
-    print(f"\nmedian images/s: merging {rate['merge']:.2f}, alone {rate['alone']:.2f}, "
-          f"ratio {report['merge_over_alone']:.2f}x; largest pixel difference between the two: "
-          f"{report['max_pixel_difference']}")
+    report = {
+        "settings": {k: v for k, v in vars(args).items() if k != "json"},
+        "rounds": rows,
+        "median_images_per_second": rate,
+        "merge_over_alone": rate["merge"] / rate["alone"],
+        "max_pixel_difference": max(differences),
+        "all_succeeded": all(r["images"] == args.jobs for r in rows),
+    }
+    print(
+        f"\nmedian images/s: merging {rate['merge']:.2f}, alone {rate['alone']:.2f}, "
+        f"ratio {report['merge_over_alone']:.2f}x; largest pixel difference between the two: "
+        f"{report['max_pixel_difference']}"
+    )
     if args.json:
         args.json.write_text(json.dumps(report, indent=2))
     return report

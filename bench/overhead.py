@@ -70,8 +70,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--size", type=int, default=64, help="width and height (default: %(default)s)")
     parser.add_argument("--steps", type=int, default=2, help="denoising steps (default: %(default)s)")
     parser.add_argument("--warmup", type=int, default=3, help="unmeasured jobs per path first (default: %(default)s)")
-    parser.add_argument("--poll-ms", type=float, default=5.0,
-                        help="the client's status poll interval; it bounds the measured latency (default: %(default)s)")
+    parser.add_argument(
+        "--poll-ms",
+        type=float,
+        default=5.0,
+        help="the client's status poll interval; it bounds the measured latency (default: %(default)s)",
+    )
     parser.add_argument("--json", help="also write the results to this JSON file")
     args = parser.parse_args(argv)
     if args.jobs < 1 or args.images_per_job < 1 or args.warmup < 0 or args.poll_ms <= 0:
@@ -101,19 +105,19 @@ class DirectPath:
     """The engine in this process, plus the same PNG encoding the worker does."""
 
     def __init__(self):
-        from worker.engine import PipelineEngine
-        from worker.models.loading import load_pipeline
+        from seedgrid.worker.engine import PipelineEngine
+        from seedgrid.worker.models.loading import load_pipeline
 
         self.engine = PipelineEngine(load_pipeline("tiny", "cpu"), "tiny", "cpu")
 
     def run(self, request, png_extra: dict) -> tuple[float, list[bytes], list]:
         """(seconds, PNG bytes, PIL images) of one job."""
-        from shared.pngmeta import encode_png
+        from seedgrid.shared.pngmeta import encode_png
 
         pngs, images = [], []
 
         def on_batch(batch, batch_images):
-            for item, image in zip(batch, batch_images):
+            for item, image in zip(batch, batch_images, strict=True):
                 if image is None:
                     raise RuntimeError(f"direct path: image {item.index} came out NaN or black")
                 images.append((item, image))
@@ -132,7 +136,7 @@ class QueuePath:
         self.poll_s = poll_s
 
     def run(self, request) -> dict:
-        from shared.job import JobState
+        from seedgrid.shared.job import JobState
 
         polls = 0
 
@@ -140,7 +144,7 @@ class QueuePath:
             nonlocal polls
             polls += 1
 
-        wall0, t0 = time.time(), time.perf_counter()
+        t0 = time.perf_counter()
         job_id = self.client.submit(request)
         wall1, t1 = time.time(), time.perf_counter()
         status = self.client.wait(job_id, on_update=count, poll_seconds=self.poll_s, timeout=JOB_TIMEOUT_S)
@@ -153,10 +157,17 @@ class QueuePath:
         if len(pngs) != status.images_total:
             raise RuntimeError(f"queue path: job {job_id} has {len(pngs)} of {status.images_total} images")
         return {
-            "job_id": job_id, "queue_s": t3 - t0, "submit_s": t1 - t0, "fetch_s": t3 - t2, "polls": polls,
-            "queue_wait_s": status.started_at - wall1, "worker_s": status.finished_at - status.started_at,
-            "detect_s": wall2 - status.finished_at, "result_tail_s": self._result_tail(job_id, status.finished_at),
-            "images": len(pngs), "png_bytes": sum(map(len, pngs)),
+            "job_id": job_id,
+            "queue_s": t3 - t0,
+            "submit_s": t1 - t0,
+            "fetch_s": t3 - t2,
+            "polls": polls,
+            "queue_wait_s": status.started_at - wall1,
+            "worker_s": status.finished_at - status.started_at,
+            "detect_s": wall2 - status.finished_at,
+            "result_tail_s": self._result_tail(job_id, status.finished_at),
+            "images": len(pngs),
+            "png_bytes": sum(map(len, pngs)),
         }
 
     def _result_tail(self, job_id: str, finished_at: float) -> float | None:
@@ -167,13 +178,13 @@ class QueuePath:
         except (TypeError, ValueError, KeyError):
             return None
         if done.tzinfo is None:
-            done = done.replace(tzinfo=datetime.timezone.utc)
+            done = done.replace(tzinfo=datetime.UTC)
         return done.timestamp() - finished_at
 
 
 def png_encode_seconds(request, images: list, png_extra: dict, repeats: int) -> list[float]:
     """Seconds per image for encoding alone, the same images and metadata as the job's."""
-    from shared.pngmeta import encode_png
+    from seedgrid.shared.pngmeta import encode_png
 
     samples = []
     for _ in range(repeats):
@@ -200,15 +211,15 @@ class RunnerPath:
 
     def __init__(self, engine, redis_url: str):
         import redis
+        from seedgrid.shared.jobstore import JobStore
+        from seedgrid.worker.runtime import WorkerRuntime
 
-        from shared.jobstore import JobStore
-        from worker.runtime import WorkerRuntime
-
-        self.runtime = WorkerRuntime(engine=engine, store=JobStore(redis.Redis.from_url(redis_url)),
-                                     name="bench-in-process")
+        self.runtime = WorkerRuntime(
+            engine=engine, store=JobStore(redis.Redis.from_url(redis_url)), name="bench-in-process"
+        )
 
     def run(self, request) -> float:
-        from worker.job_runner import run_job
+        from seedgrid.worker.job_runner import run_job
 
         job_id = uuid.uuid4().hex
         self.runtime.store.create(job_id, request, "bench-in-process")
@@ -226,18 +237,25 @@ def measure(args: argparse.Namespace) -> dict:
     import torch
 
     torch.set_num_threads(1)
-    from client.api import SeedgridClient
-    from client.local import LocalWorker
-    from shared.embedded_redis import EmbeddedRedis
-    from shared.request import JobRequest
+    from seedgrid.client.api import SeedgridClient
+    from seedgrid.client.local import LocalWorker
+    from seedgrid.shared.embedded_redis import EmbeddedRedis
+    from seedgrid.shared.request import JobRequest
 
-    request = JobRequest(model="tiny", prompts=[PROMPT], seeds=list(range(1, args.images_per_job + 1)),
-                         width=args.size, height=args.size, steps=args.steps)
+    request = JobRequest(
+        model="tiny",
+        prompts=[PROMPT],
+        seeds=list(range(1, args.images_per_job + 1)),
+        width=args.size,
+        height=args.size,
+        steps=args.steps,
+    )
     worker_name = f"bench-{uuid.uuid4().hex[:6]}"
     with EmbeddedRedis() as server, tempfile.TemporaryDirectory(prefix="seedgrid-bench-") as tmp:
         log_path = os.path.join(tmp, "worker.log")
-        worker = LocalWorker(server.url, "tiny", "cpu", log_path=log_path, extra_args=["--name", worker_name],
-                             env=dict(THREAD_VARS))
+        worker = LocalWorker(
+            server.url, "tiny", "cpu", log_path=log_path, extra_args=["--name", worker_name], env=dict(THREAD_VARS)
+        )
         try:
             direct = DirectPath()  # loads while the worker starts
             runner = RunnerPath(direct.engine, server.url)
@@ -255,8 +273,11 @@ def measure(args: argparse.Namespace) -> dict:
                     seconds, _, images[:] = direct.run(request, png_extra)
                     return {"direct_s": seconds}
 
-                paths = {"direct": run_direct, "queue": lambda: queue.run(request),
-                         "runner": lambda: {"runner_s": runner.run(request)}}
+                paths = {
+                    "direct": run_direct,
+                    "queue": lambda: queue.run(request),
+                    "runner": lambda: {"runner_s": runner.run(request)},
+                }
                 order = list(paths)
                 for _ in range(args.warmup):
                     for name in order:
@@ -265,7 +286,7 @@ def measure(args: argparse.Namespace) -> dict:
                 for i in range(args.jobs):
                     # Rotate which path goes first, so none always follows the same other one.
                     sample = {}
-                    for name in order[i % 3:] + order[:i % 3]:
+                    for name in order[i % 3 :] + order[: i % 3]:
                         sample.update(paths[name]())
                     rounds.append(sample)
                 png_samples = png_encode_seconds(request, images, png_extra, PNG_ENCODE_REPEATS)
@@ -298,15 +319,27 @@ def build_result(args, request, rounds: list[dict], png_samples: list[float], co
     stats = {name: summarize(values) for name, values in series.items()}
     job_p50, image_p50 = stats["overhead_job_ms"]["p50"], stats["overhead_image_ms"]["p50"]
     return {
-        "config": {"jobs": args.jobs, "images_per_job": k, "size": args.size, "steps": args.steps,
-                   "warmup": args.warmup, "poll_ms": args.poll_ms, "model": request.model,
-                   "scheduler": request.scheduler, "guidance": request.guidance, "device": "cpu"},
+        "config": {
+            "jobs": args.jobs,
+            "images_per_job": k,
+            "size": args.size,
+            "steps": args.steps,
+            "warmup": args.warmup,
+            "poll_ms": args.poll_ms,
+            "model": request.model,
+            "scheduler": request.scheduler,
+            "guidance": request.guidance,
+            "device": "cpu",
+        },
         "environment": environment(args.argv),
         "stats": stats,
         "targets": {
             "overhead_job_p50_ms": {"target": TARGET_JOB_MS, "value": job_p50, "pass": job_p50 < TARGET_JOB_MS},
-            "overhead_image_p50_ms": {"target": TARGET_IMAGE_MS, "value": image_p50,
-                                      "pass": image_p50 < TARGET_IMAGE_MS},
+            "overhead_image_p50_ms": {
+                "target": TARGET_IMAGE_MS,
+                "value": image_p50,
+                "pass": image_p50 < TARGET_IMAGE_MS,
+            },
         },
         "redis_commands_per_job": commands,
         "rounds": rounds,
@@ -340,14 +373,17 @@ def format_table(result: dict) -> str:
             row("  " + label, key, "ms")
     row("  status polls per job", "polls", "")
     commands = result["redis_commands_per_job"]
-    lines.append("  Redis commands in one queue job: " + (", ".join(f"{n} {c2}" for c2, n in commands.items())
-                                                         or "(none counted)"))
+    lines.append(
+        "  Redis commands in one queue job: "
+        + (", ".join(f"{n} {c2}" for c2, n in commands.items()) or "(none counted)")
+    )
     lines.append("")
-    for name, label in (("overhead_job_p50_ms", "overhead per job p50"),
-                        ("overhead_image_p50_ms", "overhead per image p50")):
+    for name, label in (
+        ("overhead_job_p50_ms", "overhead per job p50"),
+        ("overhead_image_p50_ms", "overhead per image p50"),
+    ):
         t = targets[name]
-        lines.append(f"{label:28} {t['value']:8.2f} ms  target < {t['target']:g} ms  "
-                     f"{'PASS' if t['pass'] else 'MISS'}")
+        lines.append(f"{label:28} {t['value']:8.2f} ms  target < {t['target']:g} ms  {'PASS' if t['pass'] else 'MISS'}")
     return "\n".join(lines)
 
 

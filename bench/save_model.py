@@ -12,8 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
-
-from worker.models.loading import dtype_for
+from seedgrid.worker.models.loading import dtype_for
 
 
 def save_random_model(folder: Path, device: str, build: Callable[[torch.dtype, str], object] | None = None) -> Path:

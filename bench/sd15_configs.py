@@ -7,9 +7,8 @@ scheduler/ config.json files (keys that only record provenance are left out).
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from seedgrid.worker.models.tiny import build_tiny_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModel
-
-from worker.models.tiny import build_tiny_tokenizer
 
 SD15_UNET_CONFIG = {
     "act_fn": "silu",
@@ -93,8 +92,12 @@ def build_sd15_vae() -> AutoencoderKL:
 def build_sd15_text_encoder(tokenizer) -> CLIPTextModel:
     # The real vocabulary size (49408) keeps the embedding table SD1.5's size; the byte-level
     # tokenizer's few hundred ids all fall inside it. Its own special-token ids replace CLIP's.
-    config = dict(SD15_TEXT_CONFIG, bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                  pad_token_id=tokenizer.pad_token_id)
+    config = dict(
+        SD15_TEXT_CONFIG,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+    )
     return CLIPTextModel(CLIPTextConfig(**config))
 
 

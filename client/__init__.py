@@ -1,5 +1,5 @@
 """The seedgrid client: a library, the `seedgrid` CLI, and the desktop app (client.gui)."""
 
-from client.api import NoWorkerForModel, SeedgridClient
+from seedgrid.client.api import NoWorkerForModel, SeedgridClient
 
 __all__ = ["NoWorkerForModel", "SeedgridClient"]

@@ -8,15 +8,13 @@ import uuid
 from collections.abc import Callable
 
 import redis
-
-from shared.celery_config import make_celery
-from shared.job import ImageRecord, JobStatus
-from shared.jobstore import JobStore
-from shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
-from shared.redis_conn import connect
-from shared.request import JobRequest, RequestError, parse_request
-from shared.workers import WorkerInfo, served_models
-
+from seedgrid.shared.celery_config import make_celery
+from seedgrid.shared.job import ImageRecord, JobStatus
+from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
+from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.workers import WorkerInfo, served_models
 
 RECONNECT_SECONDS = 0.5
 
@@ -60,8 +58,13 @@ class SeedgridClient:
             self._check_served(request)
         job_id = uuid.uuid4().hex
         self.store.create(job_id, request, self.client_id, PRIORITIES[priority])
-        self.celery.send_task(TASK_GENERATE, args=[job_id, request.model_dump(mode="json")], task_id=job_id,
-                              queue=queue_for_model(request.model), priority=PRIORITIES[priority])
+        self.celery.send_task(
+            TASK_GENERATE,
+            args=[job_id, request.model_dump(mode="json")],
+            task_id=job_id,
+            queue=queue_for_model(request.model),
+            priority=PRIORITIES[priority],
+        )
         return job_id
 
     def status(self, job_id: str) -> JobStatus:
@@ -70,8 +73,13 @@ class SeedgridClient:
             raise KeyError(f"no job {job_id} (unknown, or expired)")
         return status
 
-    def wait(self, job_id: str, on_update: Callable[[JobStatus], None] | None = None,
-             poll_seconds: float = 0.1, timeout: float | None = None) -> JobStatus:
+    def wait(
+        self,
+        job_id: str,
+        on_update: Callable[[JobStatus], None] | None = None,
+        poll_seconds: float = 0.1,
+        timeout: float | None = None,
+    ) -> JobStatus:
         """Poll until the job finishes; `on_update` sees every status read. Rides out Redis outages."""
         deadline = None if timeout is None else time.monotonic() + timeout
         while True:
@@ -123,8 +131,9 @@ class SeedgridClient:
         """Model name -> schedulers, for every model an online worker serves."""
         return served_models(self.workers())
 
-    def wait_for_worker(self, model: str | None, timeout: float = 120.0,
-                        alive: Callable[[], bool] | None = None) -> WorkerInfo:
+    def wait_for_worker(
+        self, model: str | None, timeout: float = 120.0, alive: Callable[[], bool] | None = None
+    ) -> WorkerInfo:
         """The first online worker serving `model` (None: any model), waiting up to `timeout` seconds."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -7,7 +7,8 @@ import subprocess
 import sys
 from contextlib import ExitStack
 
-from shared.embedded_redis import EmbeddedRedis, join_hint
+from seedgrid.shared.embedded_redis import EmbeddedRedis, join_hint
+from seedgrid.shared.names import worker_command
 
 WORKER_PACKAGES = ("torch", "diffusers", "transformers")
 
@@ -19,18 +20,29 @@ def missing_worker_packages() -> list[str]:
 class LocalWorker:
     """A `seedgrid worker` child process; its output goes to `log_path` or is inherited."""
 
-    def __init__(self, redis_url: str, model: str, device: str | None = None, log_path: str | None = None,
-                 extra_args: list[str] | None = None, env: dict | None = None):
+    def __init__(
+        self,
+        redis_url: str,
+        model: str,
+        device: str | None = None,
+        log_path: str | None = None,
+        extra_args: list[str] | None = None,
+        env: dict | None = None,
+    ):
         missing = missing_worker_packages()
         if missing:
             raise RuntimeError(f"a local worker needs {', '.join(missing)}: pip install 'seedgrid[worker]'")
-        cmd = [sys.executable, "-m", "worker", "--model", model, "--redis", redis_url, "--loglevel", "warning"]
+        cmd = [*worker_command(sys.executable), "--model", model, "--loglevel", "warning"]
         if device:
             cmd += ["--device", device]
         cmd += extra_args or []
         self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
-        self.process = subprocess.Popen(cmd, stdout=self._log, stderr=subprocess.STDOUT,
-                                        env={**os.environ, **(env or {})})
+        self.process = subprocess.Popen(
+            cmd,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, **(env or {}), "SEEDGRID_REDIS_URL": redis_url},
+        )
 
     def alive(self) -> bool:
         return self.process.poll() is None
@@ -63,8 +75,11 @@ class LocalStack(ExitStack):
             self.embedded = self.enter_context(EmbeddedRedis())
             self.redis_url = self.embedded.url
             if self.announce:
-                print("No Redis configured: started a private one for this run.\n" + join_hint(self.redis_url),
-                      file=sys.stderr, flush=True)
+                print(
+                    "No Redis configured: started a private one for this run.\n" + join_hint(self.redis_url),
+                    file=sys.stderr,
+                    flush=True,
+                )
         return self
 
     def start_worker(self, model: str, device: str | None = None, log_path: str | None = None) -> LocalWorker:

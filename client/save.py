@@ -6,10 +6,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
-
-from client.api import SeedgridClient
-from shared.grid import grid_for_job
-from shared.job import JobStatus
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.grid import grid_for_job
+from seedgrid.shared.job import JobStatus
 
 
 @dataclass
@@ -23,8 +22,9 @@ def image_filename(prefix: str, index: int, seed: int) -> str:
     return f"{prefix}-{index:03d}-seed{seed}.png"
 
 
-def save_job(client: SeedgridClient, status: JobStatus, out_dir: Path, prefix: str,
-             grid_name: str | None = "grid.png") -> SavedJob:
+def save_job(
+    client: SeedgridClient, status: JobStatus, out_dir: Path, prefix: str, grid_name: str | None = "grid.png"
+) -> SavedJob:
     """Write every image of the job as its own PNG (metadata kept) and, if asked, the grid."""
     started = time.perf_counter()
     out_dir.mkdir(parents=True, exist_ok=True)

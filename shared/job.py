@@ -3,8 +3,7 @@
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict
-
-from shared.request import JobRequest
+from seedgrid.shared.request import JobRequest
 
 
 class JobState(str, Enum):

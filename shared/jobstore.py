@@ -4,14 +4,12 @@ import json
 import time
 
 import redis
-
-from shared import names
-from shared.celery_config import result_ttl
-from shared.job import ImageRecord, JobState, JobStatus
-from shared.mergepool import LEASE_SECONDS, add_to_pool
-from shared.request import JobRequest
-from shared.workers import WorkerInfo
-
+from seedgrid.shared import names
+from seedgrid.shared.celery_config import result_ttl
+from seedgrid.shared.job import ImageRecord, JobState, JobStatus
+from seedgrid.shared.mergepool import LEASE_SECONDS, add_to_pool
+from seedgrid.shared.request import JobRequest
+from seedgrid.shared.workers import WorkerInfo
 
 # KEYS: images hash, PNG key, job hash, preview key. ARGV: index, record JSON, PNG, ttl.
 # One round trip; refuses a second store of the same index (a rerun after a worker died).
@@ -42,19 +40,23 @@ class JobStore:
         self._forget_dead_workers = client.register_script(FORGET_DEAD_WORKERS_LUA)
 
     # -- written by the client
-    def create(self, job_id: str, request: JobRequest, client_id: str,
-               priority: int = names.PRIORITIES["normal"]) -> None:
+    def create(
+        self, job_id: str, request: JobRequest, client_id: str, priority: int = names.PRIORITIES["normal"]
+    ) -> None:
         key, now = names.job_key(job_id), time.time()
         with self.redis.pipeline() as p:
-            p.hset(key, mapping={
-                "state": JobState.QUEUED.value,
-                "request": request.model_dump_json(),
-                "client_id": client_id,
-                "images_total": len(request.prompts) * len(request.seeds),
-                "steps": request.steps,
-                "priority": priority,
-                "submitted_at": now,
-            })
+            p.hset(
+                key,
+                mapping={
+                    "state": JobState.QUEUED.value,
+                    "request": request.model_dump_json(),
+                    "client_id": client_id,
+                    "images_total": len(request.prompts) * len(request.seeds),
+                    "steps": request.steps,
+                    "priority": priority,
+                    "submitted_at": now,
+                },
+            )
             p.expire(key, self.ttl)
             add_to_pool(p, job_id, request, priority, now, self.ttl)
             p.lpush(names.client_jobs_key(client_id), job_id)
@@ -72,8 +74,10 @@ class JobStore:
         """Record a start; returns how often this turn was delivered (above 1: a worker died with it)."""
         key, turns = names.job_key(job_id), names.job_turns_key(job_id)
         with self.redis.pipeline() as p:
-            p.hset(key, mapping={"state": JobState.STARTED.value, "worker": worker, "step": 0, "batch_size": 0,
-                                 "error": ""})
+            p.hset(
+                key,
+                mapping={"state": JobState.STARTED.value, "worker": worker, "step": 0, "batch_size": 0, "error": ""},
+            )
             p.hsetnx(key, "started_at", time.time())
             p.hsetnx(key, "attempts", 1)
             p.hincrby(turns, str(turn), 1)
@@ -88,23 +92,30 @@ class JobStore:
         """Between two turns of a large job: back in the queue, behind other clients' jobs."""
         self.redis.hset(names.job_key(job_id), mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
 
-    def progress(self, jobs: list[tuple[str, int, int]], step: int, steps: int, leases: list[str] = (),
-                 worker: str = "") -> set[str]:
+    def progress(
+        self, jobs: list[tuple[str, int, int]], step: int, steps: int, leases: list[str] = (), worker: str = ""
+    ) -> set[str]:
         """Record step `step` of `steps` of one batch, given (job id, images done, its images in the batch)
         for each job in it, and renew the claims on `leases` (jobs taken in from other clients' queues).
         Returns the ids of those jobs asked to cancel; one round trip."""
         with self.redis.pipeline(transaction=False) as p:
             for job_id, images_done, batch_size in jobs:
-                p.hset(names.job_key(job_id), mapping={
-                    "state": JobState.RUNNING.value, "step": step, "steps": steps,
-                    "batch_size": batch_size, "images_done": images_done,
-                })
+                p.hset(
+                    names.job_key(job_id),
+                    mapping={
+                        "state": JobState.RUNNING.value,
+                        "step": step,
+                        "steps": steps,
+                        "batch_size": batch_size,
+                        "images_done": images_done,
+                    },
+                )
             for job_id in leases:
                 p.set(names.job_lease_key(job_id), worker, ex=LEASE_SECONDS)
             for job_id, _, _ in jobs:
                 p.exists(names.cancel_key(job_id))
-            cancelled = p.execute()[len(jobs) + len(leases):]
-        return {job_id for (job_id, _, _), flag in zip(jobs, cancelled) if flag}
+            cancelled = p.execute()[len(jobs) + len(leases) :]
+        return {job_id for (job_id, _, _), flag in zip(jobs, cancelled, strict=True) if flag}
 
     def is_cancelled(self, job_id: str) -> bool:
         return bool(self.redis.exists(names.cancel_key(job_id)))
@@ -123,8 +134,12 @@ class JobStore:
     def store_image(self, record: ImageRecord, png: bytes) -> bool:
         """Store one image and its record atomically, once: a rerun's second store is refused."""
         stored = self._store_image_script(
-            keys=[names.job_images_key(record.job_id), names.image_png_key(record.job_id, record.index),
-                  names.job_key(record.job_id), names.preview_key(record.job_id, record.index)],
+            keys=[
+                names.job_images_key(record.job_id),
+                names.image_png_key(record.job_id, record.index),
+                names.job_key(record.job_id),
+                names.preview_key(record.job_id, record.index),
+            ],
             args=[str(record.index), record.model_dump_json(), png, self.ttl],
         )
         return bool(stored)
@@ -174,7 +189,7 @@ class JobStore:
         worker_names = sorted(n.decode() for n in self.redis.smembers(names.WORKERS_KEY))
         keys = [names.worker_key(n) for n in worker_names]
         values = self.redis.mget(keys) if keys else []
-        dead = [n for n, v in zip(worker_names, values) if v is None]
+        dead = [n for n, v in zip(worker_names, values, strict=True) if v is None]
         if dead:
             self._forget_dead_workers(keys=[names.WORKERS_KEY, *(names.worker_key(n) for n in dead)], args=dead)
         return [WorkerInfo.model_validate(json.loads(v)) for v in values if v]

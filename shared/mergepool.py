@@ -11,9 +11,8 @@ host's redelivery gives every unfinished claimed job back to the queue.
 import time
 
 import redis
-
-from shared import names
-from shared.request import JobRequest
+from seedgrid.shared import names
+from seedgrid.shared.request import JobRequest
 
 MERGEABLE_MAX_IMAGES = 8
 # How long a claimed job's own delivery trusts the claim without a sign of life from its worker.

@@ -2,6 +2,12 @@
 
 TASK_GENERATE = "seedgrid.generate"
 
+
+def worker_command(python: str) -> list[str]:
+    """How a `seedgrid worker` child is started. `-P`: files in the current folder cannot replace it."""
+    return [python, "-P", "-m", "seedgrid.worker"]
+
+
 KEY_PREFIX = "seedgrid"
 QUEUE_PREFIX = "seedgrid.model."
 

@@ -10,9 +10,8 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from pydantic import ValidationError
-
-from shared import limits as L
-from shared.request import Item, JobRequest, RequestError, parse_request
+from seedgrid.shared import limits as L
+from seedgrid.shared.request import Item, JobRequest, RequestError, parse_request
 
 PARAMETERS_KEY = "parameters"
 SEEDGRID_KEY = "seedgrid"

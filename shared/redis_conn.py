@@ -62,8 +62,10 @@ def celery_tls_options(url: str | None) -> dict | None:
     options = tls_options(url or "")
     if not options:
         return None
-    return {"ssl_cert_reqs": ssl.CERT_REQUIRED, **({"ssl_ca_certs": options["ssl_ca_certs"]}
-                                                   if "ssl_ca_certs" in options else {})}
+    return {
+        "ssl_cert_reqs": ssl.CERT_REQUIRED,
+        **({"ssl_ca_certs": options["ssl_ca_certs"]} if "ssl_ca_certs" in options else {}),
+    }
 
 
 def connect(url: str, **kwargs) -> redis.Redis:

@@ -6,8 +6,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-
-from shared import limits as L
+from seedgrid.shared import limits as L
 
 
 class RequestError(ValueError):
@@ -134,8 +133,7 @@ class JobRequest(BaseModel):
     def items(self) -> list[Item]:
         """Prompts are rows and seeds are columns, indexed row by row."""
         return [
-            Item(index=r * len(self.seeds) + c, row=r, col=c, prompt=p, seed=s,
-                 negative_prompt=self.negative_prompt)
+            Item(index=r * len(self.seeds) + c, row=r, col=c, prompt=p, seed=s, negative_prompt=self.negative_prompt)
             for r, p in enumerate(self.prompts)
             for c, s in enumerate(self.seeds)
         ]

@@ -2,8 +2,8 @@
 
 import secrets
 
-from shared import limits as L
-from shared.request import RequestError
+from seedgrid.shared import limits as L
+from seedgrid.shared.request import RequestError
 
 
 def parse_seeds(text: str, field: str = "seeds") -> list[int]:

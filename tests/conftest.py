@@ -4,10 +4,9 @@ import os
 import uuid
 
 import pytest
-
-from client.api import SeedgridClient
-from client.local import LocalWorker
-from shared.embedded_redis import EmbeddedRedis
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.local import LocalWorker
+from seedgrid.shared.embedded_redis import EmbeddedRedis
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # One torch thread per process: the tests run a client and one or two workers side by side on
@@ -21,8 +20,8 @@ TEST_VISIBILITY_TIMEOUT = "8"
 @pytest.fixture(scope="session")
 def tiny_engine():
     """The tiny pipeline in this process, on the CPU, for tests of the engine itself."""
-    from worker.engine import PipelineEngine
-    from worker.models.loading import load_pipeline
+    from seedgrid.worker.engine import PipelineEngine
+    from seedgrid.worker.models.loading import load_pipeline
 
     return PipelineEngine(load_pipeline("tiny", "cpu"), "tiny", "cpu")
 
@@ -47,12 +46,19 @@ class WorkerFactory:
         self.log_dir = log_dir
         self.workers: list[LocalWorker] = []
 
-    def start(self, name: str | None = None, extra_args: list[str] | None = None, wait: bool = True,
-              model: str = "tiny") -> LocalWorker:
+    def start(
+        self, name: str | None = None, extra_args: list[str] | None = None, wait: bool = True, model: str = "tiny"
+    ) -> LocalWorker:
         name = name or f"w{len(self.workers)}-{uuid.uuid4().hex[:6]}"
         log_path = str(self.log_dir / f"{name}.log")
-        worker = LocalWorker(self.redis_url, model, "cpu", log_path=log_path, extra_args=["--name", name, *(extra_args or [])],
-                             env={"SEEDGRID_VISIBILITY_TIMEOUT": self.visibility_timeout})
+        worker = LocalWorker(
+            self.redis_url,
+            model,
+            "cpu",
+            log_path=log_path,
+            extra_args=["--name", name, *(extra_args or [])],
+            env={"SEEDGRID_VISIBILITY_TIMEOUT": self.visibility_timeout},
+        )
         worker.name, worker.log_path = name, log_path
         self.workers.append(worker)
         if wait:

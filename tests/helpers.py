@@ -5,8 +5,7 @@ import time
 
 import numpy as np
 from PIL import Image
-
-from client.api import SeedgridClient
+from seedgrid.client.api import SeedgridClient
 
 
 def pixels(png: bytes) -> np.ndarray:

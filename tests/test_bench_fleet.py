@@ -7,8 +7,20 @@ from bench.fleet import main
 
 def test_fleet_benchmark_runs_and_reports_scaling_and_fairness(tmp_path, capsys):
     out = tmp_path / "fleet.json"
-    results = main(["--workers", "1,2", "--jobs-per-worker", "2", "--seconds", "0.05", "--fair-seconds", "0.01",
-                    "--json", str(out)])
+    results = main(
+        [
+            "--workers",
+            "1,2",
+            "--jobs-per-worker",
+            "2",
+            "--seconds",
+            "0.05",
+            "--fair-seconds",
+            "0.01",
+            "--json",
+            str(out),
+        ]
+    )
     assert json.loads(out.read_text()) == results
     assert [row["workers"] for row in results["scaling"]] == [1, 2]
     for row in results["scaling"]:

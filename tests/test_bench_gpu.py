@@ -59,8 +59,22 @@ def test_tiny_cpu_run_prints_the_table_and_writes_the_json(tmp_path, capsys):
 
 def test_variants_are_measured_as_more_engine_sides_against_stock(tmp_path, capsys):
     path = tmp_path / "gpu.json"
-    assert gpu.main(TINY + ["--batches", "1", "--probe-batch", "0", "--variants", "fuse_qkv,channels_last+fuse_qkv",
-                            "--json", str(path)]) == 0
+    assert (
+        gpu.main(
+            TINY
+            + [
+                "--batches",
+                "1",
+                "--probe-batch",
+                "0",
+                "--variants",
+                "fuse_qkv,channels_last+fuse_qkv",
+                "--json",
+                str(path),
+            ]
+        )
+        == 0
+    )
     report = json.loads(path.read_text())
     names = ["stock", "engine", "engine+fuse_qkv", "engine+channels_last+fuse_qkv"]
     assert report["sides"] == names and report["args"]["variants"] == [["fuse_qkv"], ["channels_last", "fuse_qkv"]]

@@ -18,12 +18,17 @@ def test_bad_arguments_are_refused_before_anything_starts(capsys):
 
 def test_merging_benchmark_runs_both_modes_and_their_images_agree(tmp_path, capsys):
     out = tmp_path / "merging.json"
-    report = main(["--jobs", "4", "--clients", "2", "--rounds", "2", "--size", "64", "--steps", "2",
-                   "--json", str(out)])
+    report = main(
+        ["--jobs", "4", "--clients", "2", "--rounds", "2", "--size", "64", "--steps", "2", "--json", str(out)]
+    )
     assert json.loads(out.read_text()) == report
     assert report["all_succeeded"] and report["max_pixel_difference"] <= 2
     assert sorted((r["round"], r["mode"]) for r in report["rounds"]) == [
-        (1, "alone"), (1, "merge"), (2, "alone"), (2, "merge")]
+        (1, "alone"),
+        (1, "merge"),
+        (2, "alone"),
+        (2, "merge"),
+    ]
     assert [r["mode"] for r in report["rounds"]] == ["merge", "alone", "alone", "merge"]  # the order alternates
     for row in report["rounds"]:
         assert row["images"] == 4 and row["images_per_second"] > 0
@@ -34,12 +39,14 @@ def test_merging_benchmark_runs_both_modes_and_their_images_agree(tmp_path, caps
 
 def test_a_saved_random_model_folder_loads_as_a_worker_model(tmp_path):
     """bench/save_model.py with the tiny builder standing in for SD1.5 (1.07 billion parameters on a CPU)."""
+    from seedgrid.worker.models.loading import load_pipeline, model_display_name
+    from seedgrid.worker.models.tiny import build_tiny_pipeline
+
     from bench.save_model import save_random_model
-    from worker.models.loading import load_pipeline, model_display_name
-    from worker.models.tiny import build_tiny_pipeline
 
     folder = save_random_model(tmp_path / "random-model", "cpu", build=lambda dtype, device: build_tiny_pipeline())
     pipeline = load_pipeline(str(folder), "cpu")
     assert model_display_name(str(folder)) == "random-model"
     assert sum(p.numel() for p in pipeline.unet.parameters()) == sum(
-        p.numel() for p in build_tiny_pipeline().unet.parameters())
+        p.numel() for p in build_tiny_pipeline().unet.parameters()
+    )

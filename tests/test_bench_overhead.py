@@ -11,10 +11,24 @@ import pytest
 from bench.overhead import PNG_ENCODE_REPEATS, main, percentile
 
 JOBS, IMAGES = 3, 2
-ALWAYS_POSITIVE = ["direct_ms", "queue_ms", "png_encode_image_ms", "ratio", "submit_ms", "worker_ms", "fetch_ms",
-                   "polls"]
-ANY_SIGN = ["overhead_job_ms", "overhead_image_ms", "queue_wait_ms", "worker_bookkeeping_ms",
-            "runner_bookkeeping_ms", "detect_ms"]
+ALWAYS_POSITIVE = [
+    "direct_ms",
+    "queue_ms",
+    "png_encode_image_ms",
+    "ratio",
+    "submit_ms",
+    "worker_ms",
+    "fetch_ms",
+    "polls",
+]
+ANY_SIGN = [
+    "overhead_job_ms",
+    "overhead_image_ms",
+    "queue_wait_ms",
+    "worker_bookkeeping_ms",
+    "runner_bookkeeping_ms",
+    "detect_ms",
+]
 
 
 def test_percentile_interpolates_between_ranks():

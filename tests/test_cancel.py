@@ -1,7 +1,8 @@
 """Cancelling jobs through Redis: a running job stops within a step or two, a queued one never runs."""
 
-from shared.job import JobState
-from shared.request import JobRequest
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
+
 from tests.helpers import wait_until
 
 LONG = dict(prompts=["a long job"], seeds=list(range(8)), steps=150, width=128, height=128)

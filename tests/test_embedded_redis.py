@@ -12,9 +12,8 @@ import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
-
-from shared import embedded_redis
-from shared.embedded_redis import EmbeddedRedis, RedisUnavailable, find_redis_server, join_hint, redact
+from seedgrid.shared import embedded_redis
+from seedgrid.shared.embedded_redis import EmbeddedRedis, RedisUnavailable, find_redis_server, join_hint, redact
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NO_RETRY = Retry(NoBackoff(), 0)  # redis-py 8 retries auth errors with backoff by default
@@ -52,8 +51,7 @@ def port_open(port: int) -> bool:
 
 def run_child(script: str) -> subprocess.Popen:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env,
-                            stdout=subprocess.PIPE, text=True)
+    return subprocess.Popen([sys.executable, "-c", textwrap.dedent(script)], env=env, stdout=subprocess.PIPE, text=True)
 
 
 def test_start_ping_set_get():
@@ -131,7 +129,7 @@ def test_data_dir_with_appendonly_survives_restart(tmp_path):
 def test_server_dies_when_parent_is_sigkilled():
     child = run_child("""
         import time
-        from shared.embedded_redis import EmbeddedRedis
+        from seedgrid.shared.embedded_redis import EmbeddedRedis
         server = EmbeddedRedis().start()
         print(server.pid, server._run_dir, flush=True)
         time.sleep(60)
@@ -152,7 +150,7 @@ def test_server_dies_when_parent_is_sigkilled():
 
 def test_server_stopped_at_parent_exit_without_stop():
     child = run_child("""
-        from shared.embedded_redis import EmbeddedRedis
+        from seedgrid.shared.embedded_redis import EmbeddedRedis
         server = EmbeddedRedis().start()
         print(server.pid, server._run_dir, flush=True)
     """)

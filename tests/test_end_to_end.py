@@ -3,13 +3,13 @@
 from pathlib import Path
 
 from PIL import Image
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.save import save_job
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.pngmeta import read_png_metadata
+from seedgrid.shared.request import JobRequest
 
-from client.api import SeedgridClient
-from client.save import save_job
-from shared.embedded_redis import EmbeddedRedis
-from shared.job import JobState
-from shared.pngmeta import read_png_metadata
-from shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import max_pixel_diff, pngs_by_seed
 
@@ -24,8 +24,16 @@ def run(client: SeedgridClient, request: JobRequest, timeout: float = 120):
 
 
 def test_eight_seeds_give_eight_pngs_with_matching_metadata(client, tiny_worker):
-    request = JobRequest(prompts=[PROMPT], seeds=list(range(8)), steps=20, negative_prompt="blurry",
-                         scheduler="euler_a", guidance=6.0, width=256, height=192)
+    request = JobRequest(
+        prompts=[PROMPT],
+        seeds=list(range(8)),
+        steps=20,
+        negative_prompt="blurry",
+        scheduler="euler_a",
+        guidance=6.0,
+        width=256,
+        height=192,
+    )
     job_id, status = run(client, request)
     records = client.images(job_id)
     assert [r.index for r in records] == list(range(8))
@@ -54,7 +62,9 @@ def test_seed_gives_same_pixels_alone_in_a_batch_and_on_another_worker(client, t
         try:
             other = factory.start(name="other-process")
             with SeedgridClient(other_redis.url) as other_client:
-                other_id, _ = run(other_client, JobRequest(prompts=[PROMPT], seeds=[5], steps=10, width=128, height=128))
+                other_id, _ = run(
+                    other_client, JobRequest(prompts=[PROMPT], seeds=[5], steps=10, width=128, height=128)
+                )
                 assert other_client.images(other_id)[0].worker == other.name != tiny_worker.name
                 assert max_pixel_diff(pngs_by_seed(other_client, other_id)[(PROMPT, 5)], in_batch) <= 2
         finally:

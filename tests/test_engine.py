@@ -6,15 +6,15 @@ import numpy as np
 import pytest
 import torch
 from diffusers import LCMScheduler
-
-from shared.request import JobRequest, RequestError
-from worker.engine import JobCancelled, PipelineEngine, _bad_images
-from worker.models.loading import load_pipeline
-from worker.models.tiny import build_tiny_pipeline
-from worker.schedulers import SCHEDULER_CLASSES
+from seedgrid.shared.request import JobRequest, RequestError
+from seedgrid.worker.engine import JobCancelled, PipelineEngine, _bad_images
+from seedgrid.worker.models.loading import load_pipeline
+from seedgrid.worker.models.tiny import build_tiny_pipeline
+from seedgrid.worker.schedulers import SCHEDULER_CLASSES
 
 SIZE = 64
 STEPS = 3
+
 
 @pytest.fixture(scope="module")
 def engine(tiny_engine) -> PipelineEngine:
@@ -49,7 +49,7 @@ class Recorder:
     def on_batch(self, batch, images) -> None:
         assert len(batch) == len(images)
         self.batches.append([item.index for item in batch])
-        for item, image in zip(batch, images):
+        for item, image in zip(batch, images, strict=True):
             self.images[item.index] = None if image is None else np.asarray(image.convert("RGB"), dtype=np.int16)
 
 

@@ -2,9 +2,10 @@
 
 import uuid
 
-from client.api import SeedgridClient
-from shared.job import JobState
-from shared.request import JobRequest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
+
 from tests.helpers import wait_until
 
 

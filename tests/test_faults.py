@@ -4,11 +4,11 @@ import signal
 import time
 
 import pytest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
 
-from client.api import SeedgridClient
-from shared.embedded_redis import EmbeddedRedis
-from shared.job import JobState
-from shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
 
@@ -29,8 +29,9 @@ class PersistentRedis:
         self.server.stop()
 
     def start(self) -> None:
-        self.server = EmbeddedRedis(port=self.server.port, password=self.server.password, data_dir=self.data_dir,
-                                    appendonly=True).start()
+        self.server = EmbeddedRedis(
+            port=self.server.port, password=self.server.password, data_dir=self.data_dir, appendonly=True
+        ).start()
 
 
 @pytest.fixture
@@ -78,11 +79,13 @@ def test_a_ten_second_redis_outage_is_ridden_out_by_worker_and_client(persistent
 
 def test_a_job_that_kills_its_worker_every_time_fails_after_three_deliveries(persistent_redis, workers):
     with SeedgridClient(persistent_redis.url) as client:
-        job_id = client.submit(JobRequest(prompts=["poison"], seeds=[0], steps=150, width=64, height=64),
-                               require_worker=False)
+        job_id = client.submit(
+            JobRequest(prompts=["poison"], seeds=[0], steps=150, width=64, height=64), require_worker=False
+        )
         kills = 0
         for round_ in range(4):
             worker = workers.start(name=f"victim-{round_}")
+
             def finished_or_running_on_it(name=worker.name):
                 s = client.status(job_id)
                 return s if s.state.finished or (s.state == JobState.RUNNING and s.worker == name) else None
@@ -121,8 +124,12 @@ def test_twenty_kill_9s_with_two_workers_lose_no_job_and_store_nothing_twice(per
     simulated = {"model": "simulated", "extra_args": ["--simulated-seconds", "0.25"]}
     serving = [workers.start(name="kill-a", **simulated), workers.start(name="kill-b", **simulated)]
     with SeedgridClient(persistent_redis.url) as client:
-        jobs = [client.submit(JobRequest(model="simulated", prompts=[f"job {i}"], seeds=list(range(4)), steps=10,
-                                         width=64, height=64)) for i in range(60)]
+        jobs = [
+            client.submit(
+                JobRequest(model="simulated", prompts=[f"job {i}"], seeds=list(range(4)), steps=10, width=64, height=64)
+            )
+            for i in range(60)
+        ]
         kills, spare = 0, None
         deadline = time.monotonic() + 180
         while kills < 20:
@@ -151,8 +158,10 @@ def test_twenty_kill_9s_with_two_workers_lose_no_job_and_store_nothing_twice(per
     redelivered = sum(s.attempts - 1 for s in statuses)
     stored = sum(len(r) for r in records)
     with capsys.disabled():
-        print(f"\nkill -9: {kills} kills, {len(jobs)} jobs, {sum(s.state == JobState.SUCCEEDED for s in statuses)} "
-              f"succeeded, {redelivered} redeliveries, {stored} images stored for {4 * len(jobs)} items")
+        print(
+            f"\nkill -9: {kills} kills, {len(jobs)} jobs, {sum(s.state == JobState.SUCCEEDED for s in statuses)} "
+            f"succeeded, {redelivered} redeliveries, {stored} images stored for {4 * len(jobs)} items"
+        )
     assert all(s.state == JobState.SUCCEEDED for s in statuses), [s.error for s in statuses if s.error]
     assert all([r.index for r in rs] == list(range(4)) for rs in records)  # each index exactly once
     assert stored == 4 * len(jobs) and redelivered >= 10

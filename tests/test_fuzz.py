@@ -9,13 +9,13 @@ import uuid
 from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from kombu.utils import json as kombu_json
+from seedgrid.shared import limits as L
+from seedgrid.shared.job import JobState
+from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.names import TASK_GENERATE, queue_for_model
+from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.seeds import parse_seeds
 
-from shared import limits as L
-from shared.job import JobState
-from shared.jobstore import JobStore
-from shared.names import TASK_GENERATE, queue_for_model
-from shared.request import JobRequest, RequestError, parse_request
-from shared.seeds import parse_seeds
 from tests.helpers import wait_until
 
 FIELDS = tuple(JobRequest.model_fields)
@@ -42,7 +42,8 @@ huge_ints = st.builds(lambda sign, digits: sign * 10**digits, st.sampled_from([1
 floats = st.floats()  # nan, inf, -0.0, subnormals included
 scalars = st.one_of(st.none(), st.booleans(), ints, huge_ints, floats, texts)
 json_values = st.recursive(
-    scalars, lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    scalars,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=10,
 )
 
@@ -61,8 +62,9 @@ VALID = {
         st.builds(lambda n: list(range(n)), st.sampled_from([1, 16, 17, L.MAX_SEEDS])),
         st.just([L.MIN_SEED, L.MAX_SEED]),
     ),
-    "negative_prompt": st.one_of(st.text(st.characters(exclude_categories=("Cs",)), max_size=30),
-                                 st.just("n" * L.MAX_PROMPT_CHARS)),
+    "negative_prompt": st.one_of(
+        st.text(st.characters(exclude_categories=("Cs",)), max_size=30), st.just("n" * L.MAX_PROMPT_CHARS)
+    ),
     "width": st.integers(L.MIN_SIZE // 8, L.MAX_SIZE // 8).map(lambda k: k * 8),
     "height": st.sampled_from([L.MIN_SIZE, 72, 512, L.MAX_SIZE]),
     "steps": st.integers(L.MIN_STEPS, L.MAX_STEPS),
@@ -274,13 +276,30 @@ def raw_messages(draw):
     if shape == "kwargs":
         return [], {"job_id": job_id, "request": payload, "turn": turn}, job_id, seen
     # Not a string id, the wrong arity or an unknown keyword: only the worker's survival is checked.
-    odd_id = draw(st.one_of(ints, floats, st.none(), st.booleans(), st.dictionaries(st.text(max_size=4), ints),
-                            st.just(uuid.uuid4().hex + "\ud800")))  # a key Redis cannot encode
-    args, kwargs = draw(st.sampled_from([
-        ([odd_id, payload], {}), ([odd_id, payload, turn], {}), ([], {}), ([job_id], {}),
-        ([job_id, payload, turn, turn], {}), ([job_id, payload], {"bogus": turn}),
-        ([job_id, payload], {"job_id": job_id}), ([job_id, payload], {"turn": turn, "priority": 1}),
-    ]))
+    odd_id = draw(
+        st.one_of(
+            ints,
+            floats,
+            st.none(),
+            st.booleans(),
+            st.dictionaries(st.text(max_size=4), ints),
+            st.just(uuid.uuid4().hex + "\ud800"),
+        )
+    )  # a key Redis cannot encode
+    args, kwargs = draw(
+        st.sampled_from(
+            [
+                ([odd_id, payload], {}),
+                ([odd_id, payload, turn], {}),
+                ([], {}),
+                ([job_id], {}),
+                ([job_id, payload, turn, turn], {}),
+                ([job_id, payload], {"bogus": turn}),
+                ([job_id, payload], {"job_id": job_id}),
+                ([job_id, payload], {"turn": turn, "priority": 1}),
+            ]
+        )
+    )
     return args, kwargs, None, seen
 
 
@@ -293,9 +312,12 @@ def test_raw_task_messages_never_stop_the_worker_and_refusals_name_their_field(c
     queue = queue_for_model("tiny")
     sent = []
 
-    @settings(max_examples=35, deadline=None, database=None,
-              suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much,
-                                     HealthCheck.too_slow])
+    @settings(
+        max_examples=35,
+        deadline=None,
+        database=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.filter_too_much, HealthCheck.too_slow],
+    )
     @given(message=raw_messages())
     @example(message=message_for({**SMALL, "prompts": ["\ud800"]}))  # lone surrogates: no PNG can hold them
     @example(message=message_for({**SMALL, "negative_prompt": "ok \udfff"}))
@@ -313,11 +335,14 @@ def test_raw_task_messages_never_stop_the_worker_and_refusals_name_their_field(c
     send()
     store = JobStore(client.redis)
     checked = 0
-    for args, kwargs, job_id, seen in sent:
+    for _args, _kwargs, job_id, seen in sent:
         if job_id is None:
             continue
-        status = wait_until(lambda: (s := store.status(job_id)) and s.state.finished and s, timeout=90,
-                            message=f"the outcome of {job_id!r} with {str(seen)[:300]}")
+        status = wait_until(
+            lambda: (s := store.status(job_id)) and s.state.finished and s,
+            timeout=90,
+            message=f"the outcome of {job_id!r} with {str(seen)[:300]}",
+        )
         what = f"{str(seen)[:300]} -> {status.state.value}: {status.error}"
         try:
             req = parse_request(seen)

@@ -1,8 +1,7 @@
 import pytest
 from PIL import Image, ImageChops
-
-from shared.grid import PLACEHOLDER, grid_for_job, image_grid
-from shared.request import JobRequest
+from seedgrid.shared.grid import PLACEHOLDER, grid_for_job, image_grid
+from seedgrid.shared.request import JobRequest
 
 W, H = 64, 80
 

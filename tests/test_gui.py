@@ -3,14 +3,13 @@
 import uuid
 
 import pytest
+from PIL import Image
 from PySide6.QtCore import QItemSelectionModel, QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
-from PIL import Image
-
-from client.gui.main_window import MainWindow
-from shared.job import JobState
-from shared.pngmeta import encode_png
-from shared.request import JobRequest
+from seedgrid.client.gui.main_window import MainWindow
+from seedgrid.shared.job import JobState
+from seedgrid.shared.pngmeta import encode_png
+from seedgrid.shared.request import JobRequest
 
 WAIT = 90_000
 
@@ -65,16 +64,20 @@ def test_refine_a_cell_into_three_prompt_variations_at_the_pinned_seed(window, q
     window.grid_view.selectionModel().select(first.index(0, 1), QItemSelectionModel.SelectionFlag.ClearAndSelect)
     dialog = window.open_refine_dialog()
     assert dialog.editor.toPlainText() == "portrait photo of a old warrior chief"
-    variations = ["portrait photo of the oldest warrior chief", "portrait photo of a warrior chief",
-                  "portrait photo of a young warrior chief"]
+    variations = [
+        "portrait photo of the oldest warrior chief",
+        "portrait photo of a warrior chief",
+        "portrait photo of a young warrior chief",
+    ]
     dialog.editor.setPlainText("\n".join(variations))
     dialog.accept()
     qtbot.waitUntil(lambda: window.current_grid is not first and window.current_grid.complete, timeout=WAIT)
     refined = window.current_grid
     assert (refined.rowCount(), refined.columnCount()) == (3, 1)
     assert refined.request.seeds == [1] and refined.request.prompts == variations
-    assert [refined.headerData(r, Qt.Orientation.Vertical) for r in range(3)] == [p[:39] + "…" if len(p) > 40 else p
-                                                                                   for p in variations]
+    assert [refined.headerData(r, Qt.Orientation.Vertical) for r in range(3)] == [
+        p[:39] + "…" if len(p) > 40 else p for p in variations
+    ]
     assert window.history.rowCount() == 2  # both grids stay reachable
     window.save_grid(tmp_path / "refined.png")
     assert Image.open(tmp_path / "refined.png").height > 3 * 64
@@ -83,8 +86,14 @@ def test_refine_a_cell_into_three_prompt_variations_at_the_pinned_seed(window, q
 def test_cancel_a_running_job(window, qtbot):
     compose(window, qtbot, "a long job", "0-7", steps=150, size=128)
     window.compose.submit()
-    qtbot.waitUntil(lambda: window.current_grid is not None and window.current_grid.status is not None
-                    and window.current_grid.status.state == JobState.RUNNING, timeout=WAIT)
+    qtbot.waitUntil(
+        lambda: (
+            window.current_grid is not None
+            and window.current_grid.status is not None
+            and window.current_grid.status.state == JobState.RUNNING
+        ),
+        timeout=WAIT,
+    )
     window.jobs_view.selectRow(0)  # the queue panel: select the job, press its cancel button
     qtbot.mouseClick(window.cancel_job_button, Qt.MouseButton.LeftButton)
     qtbot.waitUntil(lambda: window.current_grid.status.state == JobState.CANCELLED, timeout=WAIT)
@@ -106,15 +115,25 @@ def test_out_of_range_field_is_flagged_before_submit(window, qtbot):
 
 
 def test_drop_a_png_restores_its_settings(window, qtbot, tmp_path):
-    request = JobRequest(model="tiny", prompts=["a red fox", "a grey wolf"], seeds=[7, 99], negative_prompt="blurry",
-                         width=320, height=448, steps=33, guidance=4.5, scheduler="euler_a")
+    request = JobRequest(
+        model="tiny",
+        prompts=["a red fox", "a grey wolf"],
+        seeds=[7, 99],
+        negative_prompt="blurry",
+        width=320,
+        height=448,
+        steps=33,
+        guidance=4.5,
+        scheduler="euler_a",
+    )
     item = request.items()[3]
     path = tmp_path / "fox.png"
     path.write_bytes(encode_png(Image.new("RGB", (320, 448)), request, item))
     mime = QMimeData()
     mime.setUrls([QUrl.fromLocalFile(str(path))])
-    drop = QDropEvent(QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton,
-                      Qt.KeyboardModifier.NoModifier)
+    drop = QDropEvent(
+        QPoint(10, 10), Qt.DropAction.CopyAction, mime, Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier
+    )
     window.dropEvent(drop)  # the window's drop handler with a real QDropEvent (offscreen Qt has no drag source)
     assert drop.isAccepted()
     c = window.compose
@@ -125,7 +144,8 @@ def test_drop_a_png_restores_its_settings(window, qtbot, tmp_path):
 
 
 def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_path):
-    from shared.embedded_redis import EmbeddedRedis
+    from seedgrid.shared.embedded_redis import EmbeddedRedis
+
     from tests.conftest import WorkerFactory
 
     data = tmp_path / "redis-data"
@@ -162,8 +182,7 @@ def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_p
 
 def test_connection_url_is_kept_in_the_config_folder(qapp, tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
-
-    from client.gui.settings import last_redis_url, remember_redis_url
+    from seedgrid.client.gui.settings import last_redis_url, remember_redis_url
 
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path))
@@ -176,7 +195,7 @@ def test_connection_url_is_kept_in_the_config_folder(qapp, tmp_path, monkeypatch
 def test_gui_thread_never_touches_the_network_with_ten_jobs_running(window, qtbot, monkeypatch):
     import threading
 
-    from client.api import SeedgridClient
+    from seedgrid.client.api import SeedgridClient
 
     callers: set[int] = set()
     for name in ("submit", "status", "images", "image_png", "cancel", "workers", "preview"):
@@ -193,8 +212,14 @@ def test_gui_thread_never_touches_the_network_with_ten_jobs_running(window, qtbo
     for _ in range(10):
         window.compose.submit()
     # Images arrive as each batch is stored; a job's final state follows at its next poll.
-    qtbot.waitUntil(lambda: window.history.rowCount() == 10 and all(g.complete for g in window.history.grids)
-                    and all(job.state == JobState.SUCCEEDED for job in window.jobs.jobs), timeout=WAIT * 2)
+    qtbot.waitUntil(
+        lambda: (
+            window.history.rowCount() == 10
+            and all(g.complete for g in window.history.grids)
+            and all(job.state == JobState.SUCCEEDED for job in window.jobs.jobs)
+        ),
+        timeout=WAIT * 2,
+    )
     assert callers and threading.get_ident() not in callers
 
 

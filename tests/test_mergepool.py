@@ -4,14 +4,13 @@ import json
 import uuid
 
 import pytest
-
-from shared import names
-from shared.job import JobState
-from shared.jobstore import JobStore
-from shared.mergepool import MERGEABLE_MAX_IMAGES, MergePool
-from shared.embedded_redis import EmbeddedRedis
-from shared.redis_conn import connect
-from shared.request import JobRequest
+from seedgrid.shared import names
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.mergepool import MERGEABLE_MAX_IMAGES, MergePool
+from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.request import JobRequest
 
 SETTINGS = dict(model="simulated", width=64, height=64, steps=5)
 

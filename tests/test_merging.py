@@ -4,11 +4,11 @@ import signal
 import uuid
 
 import pytest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
 
-from client.api import SeedgridClient
-from shared.embedded_redis import EmbeddedRedis
-from shared.job import JobState
-from shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import max_pixel_diff, pixels, wait_until
 
@@ -44,8 +44,11 @@ def queue(user: SeedgridClient, request: JobRequest) -> str:
 def test_sixteen_single_image_jobs_from_four_clients_run_in_two_batches(stack):
     url, factory = stack
     users = clients(url, 4)
-    jobs = [(user, queue(user, JobRequest(prompts=[f"job {n} of {user.client_id}"], seeds=[n], steps=5, **SIMULATED)))
-            for n in range(4) for user in users]
+    jobs = [
+        (user, queue(user, JobRequest(prompts=[f"job {n} of {user.client_id}"], seeds=[n], steps=5, **SIMULATED)))
+        for n in range(4)
+        for user in users
+    ]
     simulated_worker(factory, "merger", 0.1)
     finals = {job_id: user.wait(job_id, timeout=60) for user, job_id in jobs}
     assert all(s.state == JobState.SUCCEEDED and s.images_done == 1 for s in finals.values())
@@ -62,10 +65,17 @@ def test_sixteen_single_image_jobs_from_four_clients_run_in_two_batches(stack):
 def test_only_jobs_with_the_same_settings_share_a_batch(stack):
     url, factory = stack
     [user] = clients(url, 1)
-    settings = [dict(steps=5), dict(steps=6), dict(guidance=5.0, steps=5), dict(scheduler="euler", steps=5),
-                dict(steps=5, negative_prompt="blurry")]  # a negative prompt is per image: it may share
-    jobs = [queue(user, JobRequest(prompts=[f"p{i}"], seeds=[i], **SIMULATED, **extra))
-            for i, extra in enumerate(settings * 2)]
+    settings = [
+        dict(steps=5),
+        dict(steps=6),
+        dict(guidance=5.0, steps=5),
+        dict(scheduler="euler", steps=5),
+        dict(steps=5, negative_prompt="blurry"),
+    ]  # a negative prompt is per image: it may share
+    jobs = [
+        queue(user, JobRequest(prompts=[f"p{i}"], seeds=[i], **SIMULATED, **extra))
+        for i, extra in enumerate(settings * 2)
+    ]
     simulated_worker(factory, "picky", 0.1)
     finals = {job_id: user.wait(job_id, timeout=60) for job_id in jobs}
     assert all(s.state == JobState.SUCCEEDED for s in finals.values())
@@ -81,18 +91,24 @@ def test_merged_images_equal_those_made_alone_with_the_real_pipeline(stack, tiny
     url, factory = stack
     [user] = clients(url, 1)
     tiny = dict(width=64, height=64, steps=4)
-    requests = [JobRequest(prompts=["a red fox"], seeds=[11], **tiny),
-                JobRequest(prompts=["a blue bird", "a green frog"], seeds=[5, 12], negative_prompt="blurry", **tiny),
-                JobRequest(prompts=["an old oak"], seeds=[11], negative_prompt="fog", **tiny)]
+    requests = [
+        JobRequest(prompts=["a red fox"], seeds=[11], **tiny),
+        JobRequest(prompts=["a blue bird", "a green frog"], seeds=[5, 12], negative_prompt="blurry", **tiny),
+        JobRequest(prompts=["an old oak"], seeds=[11], negative_prompt="fog", **tiny),
+    ]
     jobs = [queue(user, request) for request in requests]
     factory.start(name="tiny-merger")
     finals = [user.wait(job_id, timeout=120) for job_id in jobs]
     assert all(s.state == JobState.SUCCEEDED for s in finals)
     assert [bool(s.merged_into) for s in finals] == [False, True, True]
-    for job_id, request in zip(jobs, requests):
+    for job_id, request in zip(jobs, requests, strict=True):
         alone = {}
-        tiny_engine.run(request, request.items(), lambda *_: None,
-                        lambda batch, images: alone.update(zip((i.index for i in batch), images)))
+        tiny_engine.run(
+            request,
+            request.items(),
+            lambda *_: None,
+            lambda batch, images: alone.update(zip((i.index for i in batch), images, strict=True)),
+        )
         for record in user.images(job_id):
             made = pixels(user.image_png(job_id, record.index))
             expected = pixels(_png(alone[record.index]))
@@ -129,8 +145,9 @@ def test_cancelling_a_merged_job_finishes_it_and_leaves_the_rest_of_its_batch(st
 def test_a_worker_killed_mid_merged_batch_loses_no_job_and_stores_each_image_once(stack):
     url, factory = stack
     [user] = clients(url, 1)
-    jobs = [queue(user, JobRequest(prompts=[f"survivor {i}"], seeds=[i, i + 100], steps=20, **SIMULATED))
-            for i in range(4)]
+    jobs = [
+        queue(user, JobRequest(prompts=[f"survivor {i}"], seeds=[i, i + 100], steps=20, **SIMULATED)) for i in range(4)
+    ]
     first = simulated_worker(factory, "doomed", 1.0)
     wait_until(lambda: user.status(jobs[1]).state == JobState.RUNNING, timeout=60, message="a merged batch to run")
     assert user.status(jobs[1]).merged_into == jobs[0]

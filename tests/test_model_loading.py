@@ -4,11 +4,10 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
-
-from shared.request import JobRequest
-from worker.engine import PipelineEngine
-from worker.models.loading import dtype_for, load_pipeline, model_display_name
-from worker.models.tiny import build_tiny_pipeline
+from seedgrid.shared.request import JobRequest
+from seedgrid.worker.engine import PipelineEngine
+from seedgrid.worker.models.loading import dtype_for, load_pipeline, model_display_name
+from seedgrid.worker.models.tiny import build_tiny_pipeline
 
 
 @pytest.fixture
@@ -65,8 +64,15 @@ def test_a_local_diffusers_folder_round_trips(tmp_path):
     # folder's config, so schedulers derived from it (dpm++_2m: "linspace" from the built-in) would differ.
     images = []
     for engine in (loaded, builtin):
-        request = JobRequest(model=engine.model_name, prompts=["a lighthouse"], seeds=[42], width=64, height=64,
-                             steps=3, scheduler="pndm")
+        request = JobRequest(
+            model=engine.model_name,
+            prompts=["a lighthouse"],
+            seeds=[42],
+            width=64,
+            height=64,
+            steps=3,
+            scheduler="pndm",
+        )
         out = []
         engine.run(request, request.items(), lambda *_: None, lambda _batch, imgs: out.extend(imgs))
         images.append(np.asarray(out[0], dtype=np.int16))

@@ -7,6 +7,7 @@ import stat
 import subprocess
 import sys
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -69,7 +70,7 @@ def test_worker_gets_one_gpu_the_model_cache_and_a_healthy_redis(compose):
 
 
 def test_worker_command_is_a_valid_seedgrid_worker_command_line(compose):
-    from worker.cli import build_parser
+    from seedgrid.worker.cli import build_parser
 
     dockerfile = (ROOT / "Dockerfile").read_text()
     assert re.search(r'^ENTRYPOINT \["seedgrid"\]$', dockerfile, re.M)
@@ -87,9 +88,37 @@ def test_dockerfile_installs_every_package_of_the_distribution():
     assert 'pip install ".[worker]"' in dockerfile
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     copied = set(re.findall(r"^COPY (?:\S+ )*?(\w+) \./\1$", dockerfile, re.M))
-    packages = {p.rstrip("*") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"]}
+    packages = set(pyproject["tool"]["setuptools"]["package-dir"].values())
     assert packages <= copied, f"Dockerfile does not copy {packages - copied}"
     assert re.search(r"^COPY pyproject\.toml README\.md \./$", dockerfile, re.M)
+
+
+def test_the_distribution_installs_one_top_level_package_seedgrid(tmp_path):
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(ROOT),
+        ],
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    (wheel,) = tmp_path.glob("seedgrid-*.whl")
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+    top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
+    assert top_level == {"seedgrid"}
+    for part in ("shared", "worker", "client"):
+        assert f"seedgrid/{part}/__init__.py" in names
+    assert "seedgrid/client/gui/main_window.py" in names and "seedgrid/worker/models/tiny.py" in names
 
 
 def test_flower_is_optional_and_uses_the_same_broker(compose):
@@ -118,8 +147,13 @@ def test_ci_runs_the_readme_test_command_verbatim(readme_commands):
 
 
 def test_seedgrid_help_lists_every_subcommand():
-    result = subprocess.run([sys.executable, "-m", "client.cli.main", "--help"], cwd=ROOT,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-m", "seedgrid.client.cli.main", "--help"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode == 0, result.stderr
     listed = set(re.findall(r"^ {4}(\w+)", result.stdout, re.M))
     assert set(SUBCOMMANDS) <= listed, result.stdout

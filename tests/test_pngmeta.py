@@ -4,9 +4,8 @@ import json
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
-
-from shared.pngmeta import PngMetadata, encode_png, parameters_text, read_png_metadata
-from shared.request import JobRequest, RequestError
+from seedgrid.shared.pngmeta import PngMetadata, encode_png, parameters_text, read_png_metadata
+from seedgrid.shared.request import JobRequest, RequestError
 
 
 def small_image(color=(10, 20, 30)) -> Image.Image:
@@ -41,9 +40,7 @@ def test_parameters_text_is_exact_a1111_style():
     request = JobRequest(prompts=["a cat"], seeds=[1], negative_prompt="dog")
     text = parameters_text(request, request.items()[0])
     assert text == (
-        "a cat\n"
-        "Negative prompt: dog\n"
-        "Steps: 20, Sampler: DPM++ 2M, CFG scale: 7.5, Seed: 1, Size: 512x512, Model: tiny"
+        "a cat\nNegative prompt: dog\nSteps: 20, Sampler: DPM++ 2M, CFG scale: 7.5, Seed: 1, Size: 512x512, Model: tiny"
     )
 
 

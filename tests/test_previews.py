@@ -8,15 +8,15 @@ import redis
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from PIL import Image
+from seedgrid.shared.job import ImageRecord, JobState
+from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.request import JobRequest
+from seedgrid.worker import engine as engine_module
+from seedgrid.worker.engine import JobCancelled, PipelineEngine
+from seedgrid.worker.preview import encode_preview, latents_to_rgb, preview_interval, sigma_normalized
 
-from shared.job import ImageRecord, JobState
-from shared.jobstore import JobStore
-from shared.request import JobRequest
 from tests.helpers import wait_until
-from worker import engine as engine_module
-from worker.engine import JobCancelled, PipelineEngine
-from worker.models.loading import load_pipeline
-from worker.preview import encode_preview, latents_to_rgb, preview_interval, sigma_normalized
+
 
 @pytest.fixture(scope="module")
 def engine(tiny_engine) -> PipelineEngine:
@@ -44,7 +44,9 @@ class Previews:
         assert step not in self.by_step, f"two previews at step {step}"
         assert len(images) == len(batch)
         self.sizes |= {image.size for image in images}
-        self.by_step[step] = {item.index: np.asarray(image, dtype=np.int16) for item, image in zip(batch, images)}
+        self.by_step[step] = {
+            item.index: np.asarray(image, dtype=np.int16) for item, image in zip(batch, images, strict=True)
+        }
 
 
 def run(engine: PipelineEngine, request: JobRequest, previews: Previews) -> None:
@@ -166,4 +168,3 @@ def test_preview_of_a_running_job_reaches_the_client_and_the_job_can_be_cancelle
     assert client.wait(job_id, timeout=60).state == JobState.CANCELLED
     assert client.images(job_id) == []
     assert client.preview(job_id, 2)[0] >= step  # a cancelled cell keeps its last preview until the TTL
-

@@ -2,20 +2,26 @@
 
 import numpy as np
 import pytest
+from seedgrid.shared.request import JobRequest
+from seedgrid.worker.engine import PipelineEngine
+from seedgrid.worker.models.loading import load_pipeline
+from seedgrid.worker.speedups import apply_speedups, parse_speedups
 
-from shared.request import JobRequest
-from worker.engine import PipelineEngine
-from worker.models.loading import load_pipeline
-from worker.speedups import apply_speedups, parse_speedups
-
-REQUEST = JobRequest(prompts=["a red fox", "an old oak"], seeds=[1, 2], negative_prompt="blurry", width=128,
-                     height=128, steps=6)
+REQUEST = JobRequest(
+    prompts=["a red fox", "an old oak"], seeds=[1, 2], negative_prompt="blurry", width=128, height=128, steps=6
+)
 
 
 def images(engine: PipelineEngine) -> dict[int, np.ndarray]:
     out = {}
-    engine.run(REQUEST, REQUEST.items(), lambda *_: None,
-               lambda batch, imgs: out.update({i.index: np.asarray(im, dtype=np.int16) for i, im in zip(batch, imgs)}))
+    engine.run(
+        REQUEST,
+        REQUEST.items(),
+        lambda *_: None,
+        lambda batch, imgs: out.update(
+            {i.index: np.asarray(im, dtype=np.int16) for i, im in zip(batch, imgs, strict=True)}
+        ),
+    )
     return out
 
 
@@ -54,7 +60,10 @@ def test_compile_traces_the_whole_unet_in_one_graph_aot_eager_backend_not_induct
 
 
 def test_the_worker_refuses_an_unknown_speedup_before_loading_anything(capsys):
-    from worker.cli import main
+    from seedgrid.worker.cli import main
 
     assert main(["--speedups", "compile,turbo", "--redis", "redis://127.0.0.1:1/0"]) == 2
-    assert "seedgrid worker: --speedups: unknown turbo (known: channels_last, fuse_qkv, compile)" in capsys.readouterr().err
+    assert (
+        "seedgrid worker: --speedups: unknown turbo (known: channels_last, fuse_qkv, compile)"
+        in capsys.readouterr().err
+    )

@@ -16,21 +16,28 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
+from seedgrid.worker.cli import build_parser
+from seedgrid.worker.supervisor import (
+    NO_GPU_MESSAGE,
+    Supervisor,
+    cuda_visible_for_slot,
+    forwarded_worker_args,
+    parse_gpus,
+    start_private_redis,
+)
 
-from client.api import SeedgridClient
-from shared.embedded_redis import EmbeddedRedis
-from shared.job import JobState
-from shared.request import JobRequest
 from tests.conftest import TEST_VISIBILITY_TIMEOUT, WorkerFactory
 from tests.helpers import wait_until
-from worker.cli import build_parser
-from worker.supervisor import (NO_GPU_MESSAGE, Supervisor, cuda_visible_for_slot, forwarded_worker_args, parse_gpus,
-                               start_private_redis)
 
 STOP_TIMEOUT_S = 60
 
 
 # -- parsing ---------------------------------------------------------------------------------
+
 
 def test_parse_gpus_all_and_lists():
     assert parse_gpus("all", 4) == [0, 1, 2, 3]
@@ -39,14 +46,17 @@ def test_parse_gpus_all_and_lists():
     assert parse_gpus(" 3 , 1", 4) == [3, 1]
 
 
-@pytest.mark.parametrize("spec, available, expected", [
-    ("4", 4, "GPU 4 does not exist; this machine has 4 GPUs (0..3)"),
-    ("1", 1, "GPU 1 does not exist; this machine has 1 GPU (0)"),
-    ("0,x", 2, "expected 'all' or GPU numbers such as 0,2 (this machine has 0..1)"),
-    ("-1", 2, "expected 'all' or GPU numbers"),
-    ("", 2, "expected 'all' or GPU numbers"),
-    ("0,1,0", 2, "GPU 0 is listed twice"),
-])
+@pytest.mark.parametrize(
+    "spec, available, expected",
+    [
+        ("4", 4, "GPU 4 does not exist; this machine has 4 GPUs (0..3)"),
+        ("1", 1, "GPU 1 does not exist; this machine has 1 GPU (0)"),
+        ("0,x", 2, "expected 'all' or GPU numbers such as 0,2 (this machine has 0..1)"),
+        ("-1", 2, "expected 'all' or GPU numbers"),
+        ("", 2, "expected 'all' or GPU numbers"),
+        ("0,1,0", 2, "GPU 0 is listed twice"),
+    ],
+)
 def test_parse_gpus_errors_name_the_flag_and_the_available_range(spec, available, expected):
     with pytest.raises(ValueError) as caught:
         parse_gpus(spec, available)
@@ -71,12 +81,49 @@ def test_a_slot_maps_through_the_cuda_visible_devices_the_supervisor_was_given()
 
 def test_children_get_the_worker_options_but_not_those_set_per_child():
     parser = build_parser()
-    args = parser.parse_args(["--gpus", "all", "--model", "tiny", "--name", "box", "--device", "cuda",
-                              "--redis", "redis://:secret@127.0.0.1:6379/0", "--max-batch", "2", "--vae", "v",
-                              "--turn-images", "0", "--no-merge", "--speedups", "compile", "--loglevel", "warning"])
+    args = parser.parse_args(
+        [
+            "--gpus",
+            "all",
+            "--model",
+            "tiny",
+            "--name",
+            "box",
+            "--device",
+            "cuda",
+            "--redis",
+            "redis://:secret@127.0.0.1:6379/0",
+            "--max-batch",
+            "2",
+            "--vae",
+            "v",
+            "--turn-images",
+            "0",
+            "--no-merge",
+            "--speedups",
+            "compile",
+            "--loglevel",
+            "warning",
+        ]
+    )
     forwarded = forwarded_worker_args(args, parser)
-    assert forwarded == ["--model", "tiny", "--vae", "v", "--max-batch", "2", "--turn-images", "0", "--no-merge",
-                         "--speedups", "compile", "--simulated-seconds", "0.2", "--loglevel", "warning"]
+    assert forwarded == [
+        "--model",
+        "tiny",
+        "--vae",
+        "v",
+        "--max-batch",
+        "2",
+        "--turn-images",
+        "0",
+        "--no-merge",
+        "--speedups",
+        "compile",
+        "--simulated-seconds",
+        "0.2",
+        "--loglevel",
+        "warning",
+    ]
     again = parser.parse_args(forwarded)
     for dest in ("model", "vae", "max_batch", "turn_images", "merge", "speedups", "loglevel"):
         assert getattr(again, dest) == getattr(args, dest)
@@ -85,18 +132,17 @@ def test_children_get_the_worker_options_but_not_those_set_per_child():
 
 def test_worker_gpus_on_this_gpu_less_machine_exits_2_with_a_clear_message():
     seedgrid = Path(sys.executable).with_name("seedgrid")
-    command = [str(seedgrid)] if seedgrid.exists() else [sys.executable, "-m", "client.cli.main"]
+    command = [str(seedgrid)] if seedgrid.exists() else [sys.executable, "-m", "seedgrid.client.cli.main"]
     # An empty CUDA_VISIBLE_DEVICES hides every GPU, so this holds on a GPU box too.
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "SEEDGRID_REDIS_URL": ""}
-    result = subprocess.run([*command, "worker", "--gpus", "all"], env=env, capture_output=True, text=True,
-                            timeout=120)
+    result = subprocess.run([*command, "worker", "--gpus", "all"], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.strip() == f"seedgrid worker: {NO_GPU_MESSAGE}"
     assert "private" not in result.stdout  # it stopped before starting a Redis or any worker
 
 
 def test_the_supervisor_imports_no_torch():
-    code = "import sys, worker.supervisor, worker.cli; sys.exit('torch' in sys.modules)"
+    code = "import sys, seedgrid.worker.supervisor, seedgrid.worker.cli; sys.exit('torch' in sys.modules)"
     assert subprocess.run([sys.executable, "-c", code], timeout=60).returncode == 0
 
 
@@ -127,12 +173,18 @@ def test_the_supervisors_private_redis_outlives_a_ctrl_c_meant_for_the_workers()
 
 # -- restarts, with children that crash at once ----------------------------------------------
 
+
 def test_a_slot_that_keeps_crashing_is_given_up_after_five_crashes(tmp_path, caplog):
     starts = tmp_path / "starts"
-    crasher = ("import os, sys; open(sys.argv[1], 'a').write(os.environ['CUDA_VISIBLE_DEVICES'] + '\\n'); "
-               "sys.exit(3)")
-    supervisor = Supervisor([0, 1], [], device="cpu", base_name="crashy", restart_backoff=0.01,
-                            command=[sys.executable, "-c", crasher, str(starts)])
+    crasher = "import os, sys; open(sys.argv[1], 'a').write(os.environ['CUDA_VISIBLE_DEVICES'] + '\\n'); sys.exit(3)"
+    supervisor = Supervisor(
+        [0, 1],
+        [],
+        device="cpu",
+        base_name="crashy",
+        restart_backoff=0.01,
+        command=[sys.executable, "-c", crasher, str(starts)],
+    )
     started = time.monotonic()
     with caplog.at_level(logging.INFO, logger="seedgrid.supervisor"):
         assert supervisor.run() == 1
@@ -140,13 +192,16 @@ def test_a_slot_that_keeps_crashing_is_given_up_after_five_crashes(tmp_path, cap
     assert sorted(starts.read_text().split()) == ["0"] * 5 + ["1"] * 5
     messages = [record.getMessage() for record in caplog.records]
     assert "crashy-gpu0: exited with code 3; restarting in 0.0 s" in messages
-    assert any(m.startswith("crashy-gpu1: exited with code 3; it stopped 5 times within 60 s, not restarting it")
-               for m in messages)
+    assert any(
+        m.startswith("crashy-gpu1: exited with code 3; it stopped 5 times within 60 s, not restarting it")
+        for m in messages
+    )
     assert messages[-1].startswith("every worker kept stopping; giving up")
     assert all(slot.process is None and slot.gave_up for slot in supervisor.slots)
 
 
 # -- real workers ------------------------------------------------------------------------------
+
 
 class Supervised:
     def __init__(self, redis_url: str, log_dir: Path):
@@ -159,10 +214,32 @@ class Supervised:
         self.log_path = log_dir / "supervisor.log"
         with open(self.log_path, "wb") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "worker.supervisor", "--slots", "0,1", "--device", "cpu",
-                 "--stop-timeout", str(STOP_TIMEOUT_S), "--log-dir", str(log_dir), "--",
-                 "--model", "tiny", "--redis", redis_url, "--name", self.base, "--max-batch", "1"],
-                stdout=log, stderr=subprocess.STDOUT, env=env)
+                [
+                    sys.executable,
+                    "-m",
+                    "seedgrid.worker.supervisor",
+                    "--slots",
+                    "0,1",
+                    "--device",
+                    "cpu",
+                    "--stop-timeout",
+                    str(STOP_TIMEOUT_S),
+                    "--log-dir",
+                    str(log_dir),
+                    "--",
+                    "--model",
+                    "tiny",
+                    "--redis",
+                    redis_url,
+                    "--name",
+                    self.base,
+                    "--max-batch",
+                    "1",
+                ],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=env,
+            )
 
     def log(self) -> str:
         text = self.log_path.read_text(errors="replace")
@@ -234,8 +311,11 @@ def test_a_child_killed_with_sigkill_is_restarted_under_the_same_name(supervised
     before = supervised.wait_online(client_on_private_redis)
     victim = supervised.names[1]
     os.kill(before[victim], signal.SIGKILL)
-    after = supervised.wait_online(client_on_private_redis, lambda online: online[victim] != before[victim],
-                                   message=f"{victim} to come back with a new pid")
+    after = supervised.wait_online(
+        client_on_private_redis,
+        lambda online: online[victim] != before[victim],
+        message=f"{victim} to come back with a new pid",
+    )
     assert after[supervised.names[0]] == before[supervised.names[0]]  # the other slot was left alone
     restarted = psutil.Process(after[victim])
     assert restarted.ppid() == supervised.process.pid
@@ -243,16 +323,21 @@ def test_a_child_killed_with_sigkill_is_restarted_under_the_same_name(supervised
     assert f"{victim}: killed by signal 9; restarting in 1.0 s" in supervised.log()
 
 
-def test_sigterm_finishes_the_running_turn_hands_back_the_rest_and_loses_no_job(supervised, client_on_private_redis,
-                                                                                  private_redis, tmp_path):
+def test_sigterm_finishes_the_running_turn_hands_back_the_rest_and_loses_no_job(
+    supervised, client_on_private_redis, private_redis, tmp_path
+):
     client = client_on_private_redis
     supervised.wait_online(client)
     children = supervised.children()
     # --max-batch 1: each turn makes one image, then the rest of the job goes back to the queue.
     request = JobRequest(prompts=["a supervised job"], seeds=[1, 2, 3], steps=24, width=64, height=64)
     job_id = client.submit(request)
-    status = wait_until(lambda: (s := client.status(job_id)).state == JobState.RUNNING and 2 <= s.step <= 16 and s,
-                        timeout=120, interval=0.01, message="the job to be in the middle of a turn")
+    status = wait_until(
+        lambda: (s := client.status(job_id)).state == JobState.RUNNING and 2 <= s.step <= 16 and s,
+        timeout=120,
+        interval=0.01,
+        message="the job to be in the middle of a turn",
+    )
     running_turn = status.images_done
     started = time.monotonic()
     supervised.process.send_signal(signal.SIGTERM)

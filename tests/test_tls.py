@@ -12,11 +12,11 @@ import time
 
 import pytest
 import redis
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.job import JobState
+from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.request import JobRequest
 
-from client.api import SeedgridClient
-from shared.job import JobState
-from shared.redis_conn import connect
-from shared.request import JobRequest
 from tests.conftest import WorkerFactory
 
 PASSWORD = "tls-test-password"
@@ -24,16 +24,46 @@ PASSWORD = "tls-test-password"
 
 def make_certificates(folder) -> None:
     """A throwaway CA and a server certificate for localhost and 127.0.0.1 signed by it."""
+
     def openssl(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=folder, check=True, capture_output=True)
 
-    openssl("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
-            "-subj", "/CN=seedgrid test CA")
-    openssl("req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr",
-            "-subj", "/CN=localhost")
+    openssl(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=seedgrid test CA",
+    )
+    openssl(
+        "req", "-newkey", "rsa:2048", "-nodes", "-keyout", "server.key", "-out", "server.csr", "-subj", "/CN=localhost"
+    )
     (folder / "san.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
-    openssl("x509", "-req", "-in", "server.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-out", "server.pem", "-days", "2", "-extfile", "san.cnf")
+    openssl(
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "san.cnf",
+    )
 
 
 def free_port() -> int:
@@ -55,10 +85,33 @@ def redis_servers() -> list[str]:
 def start_tls_server(server: str, folder, port: int) -> subprocess.Popen | None:
     """The server on `port` with TLS, or None when this build cannot serve TLS."""
     proc = subprocess.Popen(
-        [server, "--port", "0", "--tls-port", str(port), "--tls-cert-file", "server.pem", "--tls-key-file",
-         "server.key", "--tls-ca-cert-file", "ca.pem", "--tls-auth-clients", "no", "--requirepass", PASSWORD,
-         "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-        cwd=folder, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        [
+            server,
+            "--port",
+            "0",
+            "--tls-port",
+            str(port),
+            "--tls-cert-file",
+            "server.pem",
+            "--tls-key-file",
+            "server.key",
+            "--tls-ca-cert-file",
+            "ca.pem",
+            "--tls-auth-clients",
+            "no",
+            "--requirepass",
+            PASSWORD,
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--bind",
+            "127.0.0.1",
+        ],
+        cwd=folder,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:
         try:

@@ -2,11 +2,12 @@
 
 import signal
 
-from client.api import SeedgridClient
-from shared.embedded_redis import EmbeddedRedis
-from shared.job import JobState
-from shared.pngmeta import read_png_metadata
-from shared.request import JobRequest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.pngmeta import read_png_metadata
+from seedgrid.shared.request import JobRequest
+
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
 
@@ -21,8 +22,14 @@ def test_kill_9_mid_job_reruns_on_another_worker_and_stores_each_image_once(tmp_
                 job_id = client.submit(request)
                 # The job is the first worker's until it dies: only then does a second one come online.
                 # Mid-turn, after the first batch is stored: the running turn dies unacknowledged.
-                wait_until(lambda: (s := client.status(job_id)).images_done >= 2 and s.state == JobState.RUNNING
-                           and s.step >= 1, timeout=120, interval=0.01, message="the second batch to run")
+                wait_until(
+                    lambda: (
+                        (s := client.status(job_id)).images_done >= 2 and s.state == JobState.RUNNING and s.step >= 1
+                    ),
+                    timeout=120,
+                    interval=0.01,
+                    message="the second batch to run",
+                )
                 first.process.send_signal(signal.SIGKILL)
                 first.process.wait(10)
                 made_before_kill = {r.index for r in client.images(job_id)}

@@ -2,11 +2,11 @@
 
 import time
 
-from shared import names
-from shared.embedded_redis import EmbeddedRedis
-from shared.jobstore import JobStore
-from shared.redis_conn import connect
-from shared.workers import WorkerInfo
+from seedgrid.shared import names
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.workers import WorkerInfo
 
 
 def advertise(store: JobStore, name: str, ttl_ms: int) -> None:

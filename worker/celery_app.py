@@ -2,7 +2,7 @@
 
 import os
 
-from shared.celery_config import make_celery
+from seedgrid.shared.celery_config import make_celery
 
 app = make_celery(os.environ.get("SEEDGRID_REDIS_URL"))
-app.conf.include = ["worker.tasks"]
+app.conf.include = ["seedgrid.worker.tasks"]

@@ -7,41 +7,72 @@ import re
 import socket
 import sys
 
-from shared.names import queue_for_model
+from seedgrid.shared.names import queue_for_model
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="seedgrid worker", description=__doc__)
-    parser.add_argument("--model", default=os.environ.get("SEEDGRID_MODEL", "tiny"),
-                        help="'tiny' (built in), a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5, "
-                             "a local diffusers folder, or a .safetensors file (default: %(default)s)")
-    parser.add_argument("--redis", default=os.environ.get("SEEDGRID_REDIS_URL"),
-                        help="Redis URL (default: $SEEDGRID_REDIS_URL, else a private Redis started here)")
-    parser.add_argument("--device", choices=["cuda", "cpu"], default=os.environ.get("SEEDGRID_DEVICE"),
-                        help="where the pipeline runs (default: cuda when available)")
-    parser.add_argument("--vae", default=os.environ.get("SEEDGRID_VAE"),
-                        help="a better VAE, e.g. stabilityai/sd-vae-ft-mse (hub id, folder or .safetensors)")
+    parser.add_argument(
+        "--model",
+        default=os.environ.get("SEEDGRID_MODEL", "tiny"),
+        help="'tiny' (built in), a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5, "
+        "a local diffusers folder, or a .safetensors file (default: %(default)s)",
+    )
+    parser.add_argument(
+        "--redis",
+        default=os.environ.get("SEEDGRID_REDIS_URL"),
+        help="Redis URL (default: $SEEDGRID_REDIS_URL, else a private Redis started here)",
+    )
+    parser.add_argument(
+        "--device",
+        choices=["cuda", "cpu"],
+        default=os.environ.get("SEEDGRID_DEVICE"),
+        help="where the pipeline runs (default: cuda when available)",
+    )
+    parser.add_argument(
+        "--vae",
+        default=os.environ.get("SEEDGRID_VAE"),
+        help="a better VAE, e.g. stabilityai/sd-vae-ft-mse (hub id, folder or .safetensors)",
+    )
     parser.add_argument("--max-batch", type=int, default=8, help="largest batch tried (halved on out of memory)")
-    parser.add_argument("--turn-images", type=int, default=None,
-                        help="images of a large job made per turn before the rest goes back to the queue, so that "
-                             "other clients' jobs interleave (default: one batch; 0: a whole job in one turn)")
-    parser.add_argument("--no-merge", dest="merge", action="store_false",
-                        help="run each job in batches of its own, instead of filling a batch's spare room with "
-                             "compatible queued jobs (same model, size, steps, scheduler and guidance) of other "
-                             "clients")
-    parser.add_argument("--speedups", default=os.environ.get("SEEDGRID_SPEEDUPS", ""),
-                        help="comma-separated changes to the pipeline, off by default until a GPU benchmark shows "
-                             "they help: channels_last, fuse_qkv, compile (torch.compile of the UNet with CUDA "
-                             "graphs, warmed up at start at 512x512, batch 1 and --max-batch)")
-    parser.add_argument("--simulated-seconds", type=float, default=0.2,
-                        help="with --model simulated (a stand-in for benchmarks of the queue, not a GPU): "
-                             "seconds per image (default: %(default)s)")
+    parser.add_argument(
+        "--turn-images",
+        type=int,
+        default=None,
+        help="images of a large job made per turn before the rest goes back to the queue, so that "
+        "other clients' jobs interleave (default: one batch; 0: a whole job in one turn)",
+    )
+    parser.add_argument(
+        "--no-merge",
+        dest="merge",
+        action="store_false",
+        help="run each job in batches of its own, instead of filling a batch's spare room with "
+        "compatible queued jobs (same model, size, steps, scheduler and guidance) of other "
+        "clients",
+    )
+    parser.add_argument(
+        "--speedups",
+        default=os.environ.get("SEEDGRID_SPEEDUPS", ""),
+        help="comma-separated changes to the pipeline, off by default until a GPU benchmark shows "
+        "they help: channels_last, fuse_qkv, compile (torch.compile of the UNet with CUDA "
+        "graphs, warmed up at start at 512x512, batch 1 and --max-batch)",
+    )
+    parser.add_argument(
+        "--simulated-seconds",
+        type=float,
+        default=0.2,
+        help="with --model simulated (a stand-in for benchmarks of the queue, not a GPU): "
+        "seconds per image (default: %(default)s)",
+    )
     parser.add_argument("--name", help="worker name shown to clients (default: host-pid)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
-    parser.add_argument("--gpus", metavar="SPEC",
-                        help="'all' or GPU numbers such as 0,2: one worker process per GPU, each pinned with "
-                             "CUDA_VISIBLE_DEVICES and named <name or host>-gpu<N>, restarted when it dies and "
-                             "stopped warmly on SIGTERM (default: one worker in this process)")
+    parser.add_argument(
+        "--gpus",
+        metavar="SPEC",
+        help="'all' or GPU numbers such as 0,2: one worker process per GPU, each pinned with "
+        "CUDA_VISIBLE_DEVICES and named <name or host>-gpu<N>, restarted when it dies and "
+        "stopped warmly on SIGTERM (default: one worker in this process)",
+    )
     return parser
 
 
@@ -50,7 +81,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     if args.max_batch < 1:
         print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
         return 2
-    from worker.speedups import parse_speedups
+    from seedgrid.worker.speedups import parse_speedups
 
     try:
         speedups = parse_speedups(args.speedups)  # refused here, before a model loads or a supervisor starts
@@ -60,7 +91,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.gpus is not None:
         return supervise_gpus(args)
-    from shared.embedded_redis import EmbeddedRedis, join_hint
+    from seedgrid.shared.embedded_redis import EmbeddedRedis, join_hint
 
     embedded = None
     url = args.redis
@@ -68,7 +99,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         embedded = EmbeddedRedis().start()
         url = embedded.url
         print("No Redis configured: started a private one.\n" + join_hint(url), flush=True)
-    from shared.redis_conn import url_problem
+    from seedgrid.shared.redis_conn import url_problem
 
     if problem := url_problem(url):
         print(f"seedgrid worker: {problem}", file=sys.stderr)
@@ -82,11 +113,13 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
 
 def supervise_gpus(args: argparse.Namespace) -> int:
     """`--gpus`: count the GPUs here (the only torch import of this path) and supervise a worker per GPU."""
-    from worker.supervisor import parse_gpus, run_supervisor
+    from seedgrid.worker.supervisor import parse_gpus, run_supervisor
 
     if args.device == "cpu":
-        print("seedgrid worker: --gpus runs every worker on its GPU; drop --device cpu (or SEEDGRID_DEVICE=cpu)",
-              file=sys.stderr)
+        print(
+            "seedgrid worker: --gpus runs every worker on its GPU; drop --device cpu (or SEEDGRID_DEVICE=cpu)",
+            file=sys.stderr,
+        )
         return 2
     import torch
 
@@ -99,19 +132,28 @@ def supervise_gpus(args: argparse.Namespace) -> int:
 
 
 def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) -> int:
-    from shared.celery_config import configure_celery
-    from worker.celery_app import app
-    from worker.heartbeat import Heartbeat
-    from shared.embedded_redis import redact
-    from worker.runtime import WorkerRuntime
-    from worker.tasks import EngineTask
+    from seedgrid.shared.celery_config import configure_celery
+    from seedgrid.shared.embedded_redis import redact
+    from seedgrid.worker.celery_app import app
+    from seedgrid.worker.heartbeat import Heartbeat
+    from seedgrid.worker.runtime import WorkerRuntime
+    from seedgrid.worker.tasks import EngineTask
 
     log = logging.getLogger("seedgrid.worker")
     log.info("loading %s on %s", args.model, args.device or "the default device")
     try:
-        runtime = WorkerRuntime.load(url, args.model, args.device, args.vae, args.max_batch, args.name,
-                                     turn_images=args.turn_images, simulated_seconds=args.simulated_seconds,
-                                     merge=args.merge, speedups=speedups)
+        runtime = WorkerRuntime.load(
+            url,
+            args.model,
+            args.device,
+            args.vae,
+            args.max_batch,
+            args.name,
+            turn_images=args.turn_images,
+            simulated_seconds=args.simulated_seconds,
+            merge=args.merge,
+            speedups=speedups,
+        )
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)
         return 2
@@ -124,11 +166,19 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
     log.info("serving %s on %s via %s", model, runtime.engine.device, redact(url))
     node = re.sub(r"[^A-Za-z0-9_.-]", "-", f"seedgrid-{runtime.name}")
     try:
-        app.worker_main([
-            "worker", "--pool=solo", "--concurrency=1", "--prefetch-multiplier=1", "--without-gossip",
-            "--without-mingle", f"--queues={queue_for_model(model)}", f"--hostname={node}@{socket.gethostname()}",
-            f"--loglevel={args.loglevel.upper()}",
-        ])
+        app.worker_main(
+            [
+                "worker",
+                "--pool=solo",
+                "--concurrency=1",
+                "--prefetch-multiplier=1",
+                "--without-gossip",
+                "--without-mingle",
+                f"--queues={queue_for_model(model)}",
+                f"--hostname={node}@{socket.gethostname()}",
+                f"--loglevel={args.loglevel.upper()}",
+            ]
+        )
     finally:
         heartbeat.stop()
     return 0

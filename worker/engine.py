@@ -9,11 +9,10 @@ from collections.abc import Callable, Sequence
 import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
-
-from shared.request import Item, JobRequest, RequestError
-from worker.cancel import JobCancelled
-from worker.preview import latents_to_rgb, preview_interval, sigma_normalized
-from worker.schedulers import compatible_scheduler_names, make_scheduler
+from seedgrid.shared.request import Item, JobRequest, RequestError
+from seedgrid.worker.cancel import JobCancelled
+from seedgrid.worker.preview import latents_to_rgb, preview_interval, sigma_normalized
+from seedgrid.worker.schedulers import compatible_scheduler_names, make_scheduler
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +46,14 @@ class PipelineEngine:
         if request.scheduler not in self.schedulers:
             raise RequestError("scheduler", f"{request.scheduler} is not compatible with {self.model_name}")
 
-    def run(self, request: JobRequest, items: Sequence[Item], on_step: StepCallback, on_batch: BatchCallback,
-            on_preview: PreviewCallback | None = None) -> None:
+    def run(
+        self,
+        request: JobRequest,
+        items: Sequence[Item],
+        on_step: StepCallback,
+        on_batch: BatchCallback,
+        on_preview: PreviewCallback | None = None,
+    ) -> None:
         """Generate `items` in batches that fit; out of memory halves the batch and retries."""
         pending = deque(_chunks(list(items), self.max_batch))
         while pending:
@@ -81,8 +86,15 @@ class PipelineEngine:
         default = JobRequest.model_fields["scheduler"].default
         scheduler = default if default in self.schedulers else self.schedulers[0]
         for batch in batches:
-            request = JobRequest(model=self.model_name, prompts=["warm-up"], seeds=list(range(batch)), width=width,
-                                 height=height, steps=2, scheduler=scheduler)
+            request = JobRequest(
+                model=self.model_name,
+                prompts=["warm-up"],
+                seeds=list(range(batch)),
+                width=width,
+                height=height,
+                steps=2,
+                scheduler=scheduler,
+            )
             self.generate_batch(request, request.items(), lambda *_: None)
         return time.perf_counter() - started
 
@@ -91,8 +103,13 @@ class PipelineEngine:
         self.pipeline.vae.enable_slicing()
         self._slicing = True
 
-    def generate_batch(self, request: JobRequest, batch: Sequence[Item], on_step: StepCallback,
-                       on_preview: PreviewCallback | None = None) -> list[Image.Image | None]:
+    def generate_batch(
+        self,
+        request: JobRequest,
+        batch: Sequence[Item],
+        on_step: StepCallback,
+        on_preview: PreviewCallback | None = None,
+    ) -> list[Image.Image | None]:
         """Denoise one batch; None marks an image that stayed NaN or black."""
         pipe = self._pipeline_for(request)
         generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
@@ -160,7 +177,7 @@ class PipelineEngine:
             pixels[bad] = redo
             bad = _bad_images(pixels)
         images = self.pipeline.image_processor.postprocess(pixels.float(), output_type="pil")
-        return [None if flag else image for image, flag in zip(images, bad.tolist())]
+        return [None if flag else image for image, flag in zip(images, bad.tolist(), strict=True)]
 
     def _float32_vae(self):
         if self._vae_float32 is None:

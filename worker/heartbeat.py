@@ -4,11 +4,10 @@ import logging
 import threading
 
 import redis
-
-from shared import names
-from shared.redis_conn import connect
-from shared.workers import HEARTBEAT_SECONDS, HEARTBEAT_TTL
-from worker.runtime import WorkerRuntime
+from seedgrid.shared import names
+from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.workers import HEARTBEAT_SECONDS, HEARTBEAT_TTL
+from seedgrid.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 

@@ -3,12 +3,12 @@
 import logging
 from collections.abc import Callable
 
-from shared.job import JobState
-from shared.request import RequestError, parse_request
-from worker.merging import Resend, give_back, take_in
-from worker.redis_retry import until_redis_returns
-from worker.runtime import WorkerRuntime
-from worker.turn import TurnJob, run_turn
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import RequestError, parse_request
+from seedgrid.worker.merging import Resend, give_back, take_in
+from seedgrid.worker.redis_retry import until_redis_returns
+from seedgrid.worker.runtime import WorkerRuntime
+from seedgrid.worker.turn import TurnJob, run_turn
 
 log = logging.getLogger(__name__)
 
@@ -20,8 +20,14 @@ def finished(job_id: str, state: JobState, **extra) -> dict:
     return {"job_id": job_id, "state": state.value, **extra}
 
 
-def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int = 0,
-            requeue: Callable[[int], None] | None = None, resend: Resend | None = None) -> dict:
+def run_job(
+    runtime: WorkerRuntime,
+    job_id: str,
+    raw_request: object,
+    turn: int = 0,
+    requeue: Callable[[int], None] | None = None,
+    resend: Resend | None = None,
+) -> dict:
     """Run one turn of a job: one batch (or `runtime.turn_images` images), then `requeue` the rest.
 
     Turns let other clients' jobs in between the batches of a large job; each turn resumes
@@ -59,8 +65,15 @@ def run_job(runtime: WorkerRuntime, job_id: str, raw_request: object, turn: int 
     pending = [item for item in request.items() if item.index not in done]
     limit = engine.max_batch if runtime.turn_images is None else runtime.turn_images
     this_turn = pending[:limit] if limit and requeue else pending
-    log.info("job %s turn %d (delivery %d): %d of %d images left, %d this turn",
-             job_id, turn, deliveries, len(pending), len(request.items()), len(this_turn))
+    log.info(
+        "job %s turn %d (delivery %d): %d of %d images left, %d this turn",
+        job_id,
+        turn,
+        deliveries,
+        len(pending),
+        len(request.items()),
+        len(this_turn),
+    )
     host = TurnJob(job_id, request, this_turn, images_done=len(done))
     jobs = [host]
     if runtime.merge and resend is not None and deliveries == 1:

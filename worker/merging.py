@@ -4,11 +4,11 @@ import json
 import logging
 from collections.abc import Callable
 
-from shared.job import JobState
-from shared.request import JobRequest, RequestError, parse_request
-from worker.redis_retry import until_redis_returns
-from worker.runtime import WorkerRuntime
-from worker.turn import TurnJob
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.worker.redis_retry import until_redis_returns
+from seedgrid.worker.runtime import WorkerRuntime
+from seedgrid.worker.turn import TurnJob
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +31,12 @@ def take_in(runtime: WorkerRuntime, host_id: str, request: JobRequest, room: int
             continue
         taken.append(TurnJob(job_id, other, other.items(), merged=True))
     if taken:
-        log.info("job %s takes %d queued job(s) into its batch: %s", host_id, len(taken),
-                 ", ".join(job.job_id for job in taken))
+        log.info(
+            "job %s takes %d queued job(s) into its batch: %s",
+            host_id,
+            len(taken),
+            ", ".join(job.job_id for job in taken),
+        )
     return taken
 
 

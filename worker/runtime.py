@@ -7,14 +7,14 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from shared.jobstore import JobStore
-from shared.mergepool import MergePool
-from shared.redis_conn import connect
-from shared.workers import WorkerInfo
-from worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
+from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.mergepool import MergePool
+from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.workers import WorkerInfo
+from seedgrid.worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
 
 if TYPE_CHECKING:
-    from worker.engine import PipelineEngine
+    from seedgrid.worker.engine import PipelineEngine
 
 log = logging.getLogger(__name__)
 
@@ -40,18 +40,26 @@ class WorkerRuntime:
         self.pool = MergePool(self.store.redis, self.store.ttl)
 
     @classmethod
-    def load(cls, redis_url: str, model: str, device: str | None = None, vae: str | None = None,
-             max_batch: int = DEFAULT_MAX_BATCH, name: str | None = None,
-             turn_images: int | None = None, simulated_seconds: float = 0.2, merge: bool = True,
-             speedups: tuple[str, ...] = ()) -> "WorkerRuntime":
+    def load(
+        cls,
+        redis_url: str,
+        model: str,
+        device: str | None = None,
+        vae: str | None = None,
+        max_batch: int = DEFAULT_MAX_BATCH,
+        name: str | None = None,
+        turn_images: int | None = None,
+        simulated_seconds: float = 0.2,
+        merge: bool = True,
+        speedups: tuple[str, ...] = (),
+    ) -> "WorkerRuntime":
         """Load the model in this process: call it in the process that runs jobs, never before a fork."""
         if model == SIMULATED_MODEL_NAME:
             engine = SimulatedEngine(simulated_seconds, max_batch)
         else:
-            from worker.engine import PipelineEngine
-            from worker.models.loading import default_device, load_pipeline, model_display_name
-
-            from worker.speedups import apply_speedups
+            from seedgrid.worker.engine import PipelineEngine
+            from seedgrid.worker.models.loading import default_device, load_pipeline, model_display_name
+            from seedgrid.worker.speedups import apply_speedups
 
             device = device or default_device()
             pipeline = load_pipeline(model, device, vae)
@@ -61,27 +69,47 @@ class WorkerRuntime:
                 seconds = engine.warm_up(batches=sorted({1, max_batch}))
                 log.info("warm-up of the compiled UNet at 512x512, batch 1 and %d: %.1f s", max_batch, seconds)
         store = JobStore(connect(redis_url, health_check_interval=30))
-        return cls(engine=engine, store=store, name=name or f"{socket.gethostname()}-{os.getpid()}", vae=vae or "",
-                   turn_images=turn_images, merge=merge)
+        return cls(
+            engine=engine,
+            store=store,
+            name=name or f"{socket.gethostname()}-{os.getpid()}",
+            vae=vae or "",
+            turn_images=turn_images,
+            merge=merge,
+        )
 
     @classmethod
     def from_env(cls) -> "WorkerRuntime":
         """For a worker started with plain `celery -A worker.celery_app worker`."""
         env = os.environ
-        return cls.load(env["SEEDGRID_REDIS_URL"], env.get("SEEDGRID_MODEL", "tiny"), env.get("SEEDGRID_DEVICE"),
-                        env.get("SEEDGRID_VAE"), int(env.get("SEEDGRID_MAX_BATCH", DEFAULT_MAX_BATCH)),
-                        merge=env.get("SEEDGRID_MERGE", "1") != "0")
+        return cls.load(
+            env["SEEDGRID_REDIS_URL"],
+            env.get("SEEDGRID_MODEL", "tiny"),
+            env.get("SEEDGRID_DEVICE"),
+            env.get("SEEDGRID_VAE"),
+            int(env.get("SEEDGRID_MAX_BATCH", DEFAULT_MAX_BATCH)),
+            merge=env.get("SEEDGRID_MERGE", "1") != "0",
+        )
 
     def info(self) -> WorkerInfo:
         if self.device_description is None:
             self.device_description = describe_device(self.engine.device)
         device_name, memory_gb = self.device_description
         return WorkerInfo(
-            name=self.name, host=socket.gethostname(), pid=os.getpid(), model=self.engine.model_name,
-            device=self.engine.device, device_name=device_name, device_memory_gb=memory_gb, vae=self.vae,
+            name=self.name,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+            model=self.engine.model_name,
+            device=self.engine.device,
+            device_name=device_name,
+            device_memory_gb=memory_gb,
+            vae=self.vae,
             schedulers=self.engine.schedulers,
-            max_batch=self.engine.max_batch, busy=self.busy, current_job=self.current_job,
-            jobs_done=self.jobs_done, started_at=self.started_at,
+            max_batch=self.engine.max_batch,
+            busy=self.busy,
+            current_job=self.current_job,
+            jobs_done=self.jobs_done,
+            started_at=self.started_at,
         )
 
 

@@ -10,9 +10,8 @@ from collections import deque
 from collections.abc import Sequence
 
 from PIL import Image
-
-from shared.limits import SCHEDULER_NAMES
-from shared.request import Item, JobRequest, RequestError
+from seedgrid.shared.limits import SCHEDULER_NAMES
+from seedgrid.shared.request import Item, JobRequest, RequestError
 
 SIMULATED_MODEL_NAME = "simulated"
 

@@ -28,8 +28,9 @@ def parse_speedups(text: str | None) -> tuple[str, ...]:
     return names
 
 
-def apply_speedups(pipeline: "StableDiffusionPipeline", speedups: tuple[str, ...], device: str,
-                   compile_backend: str = "inductor") -> None:
+def apply_speedups(
+    pipeline: "StableDiffusionPipeline", speedups: tuple[str, ...], device: str, compile_backend: str = "inductor"
+) -> None:
     """Change the pipeline's modules in place; call after it is on its device."""
     import torch
 

@@ -20,10 +20,11 @@ import socket
 import subprocess
 import sys
 import time
-
-from shared.embedded_redis import die_with_parent_preexec
 from collections import deque
 from dataclasses import dataclass, field
+
+from seedgrid.shared.embedded_redis import die_with_parent_preexec
+from seedgrid.shared.names import worker_command
 
 log = logging.getLogger("seedgrid.supervisor")
 
@@ -35,8 +36,10 @@ CRASH_WINDOW_S = 60.0
 POLL_S = 0.2
 # Options of `seedgrid worker` the supervisor sets per child itself instead of forwarding.
 NOT_FORWARDED = {"gpus", "name", "device", "redis", "help"}
-NO_GPU_MESSAGE = ("--gpus: no CUDA GPU is visible on this machine (torch.cuda.device_count() is 0); run without "
-                  "--gpus for one worker on the CPU, or install the CUDA build of torch")
+NO_GPU_MESSAGE = (
+    "--gpus: no CUDA GPU is visible on this machine (torch.cuda.device_count() is 0); run without "
+    "--gpus for one worker on the CPU, or install the CUDA build of torch"
+)
 
 
 def parse_gpus(spec: str, available: int) -> list[int]:
@@ -51,12 +54,15 @@ def parse_gpus(spec: str, available: int) -> list[int]:
     for part in text.split(","):
         part = part.strip()
         if not part.isdigit():
-            raise ValueError(f"--gpus: expected 'all' or GPU numbers such as 0,2 (this machine has {valid}), "
-                             f"got {spec!r}")
+            raise ValueError(
+                f"--gpus: expected 'all' or GPU numbers such as 0,2 (this machine has {valid}), got {spec!r}"
+            )
         number = int(part)
         if number >= available:
-            raise ValueError(f"--gpus: GPU {number} does not exist; this machine has {available} "
-                             f"GPU{'s' if available > 1 else ''} ({valid})")
+            raise ValueError(
+                f"--gpus: GPU {number} does not exist; this machine has {available} "
+                f"GPU{'s' if available > 1 else ''} ({valid})"
+            )
         if number in slots:
             raise ValueError(f"--gpus: GPU {number} is listed twice in {spec!r}")
         slots.append(number)
@@ -99,7 +105,7 @@ def start_private_redis():
     while it starts, redis-server inherits the blocked signal across exec; the supervisor stops it
     after its workers, and it still dies with the supervisor (PR_SET_PDEATHSIG).
     """
-    from shared.embedded_redis import EmbeddedRedis
+    from seedgrid.shared.embedded_redis import EmbeddedRedis
 
     mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
@@ -122,11 +128,21 @@ class Slot:
 class Supervisor:
     """Keep one `python -m worker` child per slot running until asked to stop."""
 
-    def __init__(self, slots: list[int], worker_args: list[str], *, device: str = "cuda",
-                 base_name: str | None = None, redis_url: str | None = None,
-                 log_dir: str | None = None, stop_timeout: float = STOP_TIMEOUT_S,
-                 restart_backoff: float = RESTART_BACKOFF_S, crash_limit: int = CRASH_LIMIT,
-                 crash_window: float = CRASH_WINDOW_S, command: list[str] | None = None):
+    def __init__(
+        self,
+        slots: list[int],
+        worker_args: list[str],
+        *,
+        device: str = "cuda",
+        base_name: str | None = None,
+        redis_url: str | None = None,
+        log_dir: str | None = None,
+        stop_timeout: float = STOP_TIMEOUT_S,
+        restart_backoff: float = RESTART_BACKOFF_S,
+        crash_limit: int = CRASH_LIMIT,
+        crash_window: float = CRASH_WINDOW_S,
+        command: list[str] | None = None,
+    ):
         if not slots:
             raise ValueError("a supervisor needs at least one slot")
         base_name = base_name or socket.gethostname()
@@ -139,7 +155,7 @@ class Supervisor:
         self.restart_backoff = restart_backoff
         self.crash_limit = crash_limit
         self.crash_window = crash_window
-        self.command = command or [sys.executable, "-m", "worker"]
+        self.command = command or worker_command(sys.executable)
         self.preexec = die_with_parent_preexec()
         self.stop_requested = False
         self.kill_requested = False
@@ -162,16 +178,27 @@ class Supervisor:
             output = open(os.path.join(self.log_dir, f"{slot.name}.log"), "ab")
         try:
             # Its own session: a Ctrl+C in the terminal reaches the supervisor only, which decides.
-            slot.process = subprocess.Popen(self.child_argv(slot), env=self.child_env(slot), stdin=subprocess.DEVNULL,
-                                            stdout=output, stderr=subprocess.STDOUT if output else None,
-                                            start_new_session=True, preexec_fn=self.preexec)
+            slot.process = subprocess.Popen(
+                self.child_argv(slot),
+                env=self.child_env(slot),
+                stdin=subprocess.DEVNULL,
+                stdout=output,
+                stderr=subprocess.STDOUT if output else None,
+                start_new_session=True,
+                preexec_fn=self.preexec,
+            )
         finally:
             if output:
                 output.close()
         slot.starts += 1
         slot.restart_at = None
-        log.info("%s: started (pid %d, CUDA_VISIBLE_DEVICES=%s, device %s)", slot.name, slot.process.pid,
-                 cuda_visible_for_slot(slot.number), self.device)
+        log.info(
+            "%s: started (pid %d, CUDA_VISIBLE_DEVICES=%s, device %s)",
+            slot.name,
+            slot.process.pid,
+            cuda_visible_for_slot(slot.number),
+            self.device,
+        )
 
     def running(self) -> list[Slot]:
         return [slot for slot in self.slots if slot.process is not None and slot.process.poll() is None]
@@ -191,8 +218,13 @@ class Supervisor:
             how = f"killed by signal {-code}" if code < 0 else f"exited with code {code}"
             if len(slot.crashes) >= self.crash_limit:
                 slot.gave_up = True
-                log.error("%s: %s; it stopped %d times within %.0f s, not restarting it", slot.name, how,
-                          len(slot.crashes), self.crash_window)
+                log.error(
+                    "%s: %s; it stopped %d times within %.0f s, not restarting it",
+                    slot.name,
+                    how,
+                    len(slot.crashes),
+                    self.crash_window,
+                )
                 return
             delay = min(self.restart_backoff * 2 ** (len(slot.crashes) - 1), RESTART_BACKOFF_MAX_S)
             slot.restart_at = now + delay
@@ -248,9 +280,9 @@ class Supervisor:
 
 def run_supervisor(slots: list[int], args: argparse.Namespace, device: str = "cuda", **options) -> int:
     """`seedgrid worker` with several slots: resolve the Redis once and share it with every child."""
-    from shared.embedded_redis import join_hint
-    from shared.redis_conn import url_problem
-    from worker.cli import build_parser
+    from seedgrid.shared.embedded_redis import join_hint
+    from seedgrid.shared.redis_conn import url_problem
+    from seedgrid.worker.cli import build_parser
 
     embedded = None
     url = args.redis
@@ -263,8 +295,14 @@ def run_supervisor(slots: list[int], args: argparse.Namespace, device: str = "cu
         url = embedded.url
         print("No Redis configured: started a private one for these workers.\n" + join_hint(url), flush=True)
     try:
-        supervisor = Supervisor(slots, forwarded_worker_args(args, build_parser()), device=device,
-                                base_name=args.name, redis_url=url, **options)
+        supervisor = Supervisor(
+            slots,
+            forwarded_worker_args(args, build_parser()),
+            device=device,
+            base_name=args.name,
+            redis_url=url,
+            **options,
+        )
         log.info("supervising %d worker(s): %s", len(slots), ", ".join(slot.name for slot in supervisor.slots))
         return supervisor.run()
     finally:
@@ -276,14 +314,21 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m worker.supervisor",
         description="Run and supervise several seedgrid workers without counting GPUs: for a CPU-only box that "
-                    "wants several workers, and for the tests. `seedgrid worker --gpus` is the way on a GPU box.",
-        epilog="Example: python -m worker.supervisor --slots 0,1 --device cpu -- --model tiny --redis URL")
-    parser.add_argument("--slots", required=True,
-                        help="comma-separated slot numbers; each child gets CUDA_VISIBLE_DEVICES=<slot> and the "
-                             "name <host>-gpu<slot>")
+        "wants several workers, and for the tests. `seedgrid worker --gpus` is the way on a GPU box.",
+        epilog="Example: python -m worker.supervisor --slots 0,1 --device cpu -- --model tiny --redis URL",
+    )
+    parser.add_argument(
+        "--slots",
+        required=True,
+        help="comma-separated slot numbers; each child gets CUDA_VISIBLE_DEVICES=<slot> and the name <host>-gpu<slot>",
+    )
     parser.add_argument("--device", choices=["cuda", "cpu"], default="cuda", help="passed to every child")
-    parser.add_argument("--stop-timeout", type=float, default=STOP_TIMEOUT_S,
-                        help="seconds a warm shutdown may take before children are killed (default: %(default)s)")
+    parser.add_argument(
+        "--stop-timeout",
+        type=float,
+        default=STOP_TIMEOUT_S,
+        help="seconds a warm shutdown may take before children are killed (default: %(default)s)",
+    )
     parser.add_argument("--log-dir", help="write each child's output to <log-dir>/<name>.log")
     parser.add_argument("worker_args", nargs=argparse.REMAINDER, help="after --: options for `seedgrid worker`")
     args = parser.parse_args(argv)
@@ -292,7 +337,7 @@ def main(argv: list[str] | None = None) -> int:
     slots = [int(part) for part in parts if part.isdigit()]
     if len(slots) != len(parts) or len(set(slots)) != len(slots):
         parser.error(f"--slots: expected distinct numbers such as 0,1, got {args.slots!r}")
-    from worker.cli import build_parser
+    from seedgrid.worker.cli import build_parser
 
     worker_args = build_parser().parse_args(worker_argv)
     if worker_args.gpus:

@@ -1,11 +1,10 @@
 """Celery tasks: thin wrappers that hand the job to the runner with the process's engine."""
 
 from celery import Task
-
-from shared.names import TASK_GENERATE, queue_for_model
-from worker.celery_app import app
-from worker.job_runner import run_job
-from worker.runtime import WorkerRuntime
+from seedgrid.shared.names import TASK_GENERATE, queue_for_model
+from seedgrid.worker.celery_app import app
+from seedgrid.worker.job_runner import run_job
+from seedgrid.worker.runtime import WorkerRuntime
 
 
 class EngineTask(Task):
@@ -31,14 +30,24 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
 
     def requeue(next_turn: int) -> None:
         """The rest of a large job goes to the back of its queue, at the priority it came with."""
-        self.app.send_task(TASK_GENERATE, args=[job_id, request], kwargs={"turn": next_turn},
-                           queue=delivery.get("routing_key") or queue_for_model(str(request.get("model", ""))),
-                           priority=delivery.get("priority"))
+        self.app.send_task(
+            TASK_GENERATE,
+            args=[job_id, request],
+            kwargs={"turn": next_turn},
+            queue=delivery.get("routing_key") or queue_for_model(str(request.get("model", ""))),
+            priority=delivery.get("priority"),
+        )
 
     def resend(other_id: str, other_request: dict, priority: int | None) -> None:
         """A job merged into this one's batch on a worker that died goes back to its model's queue."""
-        self.app.send_task(TASK_GENERATE, args=[other_id, other_request], task_id=other_id,
-                           queue=queue_for_model(str(other_request.get("model", ""))), priority=priority)
+        self.app.send_task(
+            TASK_GENERATE,
+            args=[other_id, other_request],
+            task_id=other_id,
+            queue=queue_for_model(str(other_request.get("model", ""))),
+            priority=priority,
+        )
 
-    return run_job(self.runtime, job_id, request, turn=int(turn) if isinstance(turn, int) else 0, requeue=requeue,
-                   resend=resend)
+    return run_job(
+        self.runtime, job_id, request, turn=int(turn) if isinstance(turn, int) else 0, requeue=requeue, resend=resend
+    )

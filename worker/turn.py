@@ -7,13 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image
-
-from shared.job import ImageRecord, JobState
-from shared.pngmeta import encode_png
-from shared.request import Item, JobRequest
-from worker.cancel import JobCancelled
-from worker.redis_retry import if_redis_answers, until_redis_returns
-from worker.runtime import WorkerRuntime
+from seedgrid.shared.job import ImageRecord, JobState
+from seedgrid.shared.pngmeta import encode_png
+from seedgrid.shared.request import Item, JobRequest
+from seedgrid.worker.cancel import JobCancelled
+from seedgrid.worker.redis_retry import if_redis_answers, until_redis_returns
+from seedgrid.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
@@ -65,9 +64,9 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
             raise JobCancelled(host.job_id)
 
     def on_preview(batch: Sequence[JobItem], step: int, images: list[Image.Image]) -> None:
-        from worker.preview import encode_preview  # torch lives there; only real engines make previews
+        from seedgrid.worker.preview import encode_preview  # torch lives there; only real engines make previews
 
-        for item, image in zip(batch, images):
+        for item, image in zip(batch, images, strict=True):
             if by_id[item.job_id].outcome is None:
                 if_redis_answers(store.store_preview, item.job_id, item.index, step, encode_preview(image))
 
@@ -75,17 +74,26 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
         nonlocal processed
         processed += len(batch)
         seconds = (time.time() - started) / processed
-        for item, image in zip(batch, images):
+        for item, image in zip(batch, images, strict=True):
             job = by_id[item.job_id]
             if job.outcome is not None:
                 continue
             if image is None:
                 job.failed.append(item)
                 continue
-            record = ImageRecord(job_id=job.job_id, index=item.index, row=item.row, col=item.col,
-                                 prompt=item.prompt, seed=item.seed, worker=runtime.name, seconds=round(seconds, 4))
-            png = encode_png(image, job.request, item,
-                             extra={"job_id": job.job_id, "worker": runtime.name, "vae": runtime.vae})
+            record = ImageRecord(
+                job_id=job.job_id,
+                index=item.index,
+                row=item.row,
+                col=item.col,
+                prompt=item.prompt,
+                seed=item.seed,
+                worker=runtime.name,
+                seconds=round(seconds, 4),
+            )
+            png = encode_png(
+                image, job.request, item, extra={"job_id": job.job_id, "worker": runtime.name, "vae": runtime.vae}
+            )
             until_redis_returns(store.store_image, record, png)
             job.images_done += 1
 
@@ -111,5 +119,8 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
     for job in jobs:
         if job.outcome is None and job.failed:
             seeds = ", ".join(str(item.seed) for item in job.failed)
-            finish(job, JobState.FAILED,
-                   f"{len(job.failed)} image(s) came out NaN or black even with the VAE in float32 (seeds {seeds})")
+            finish(
+                job,
+                JobState.FAILED,
+                f"{len(job.failed)} image(s) came out NaN or black even with the VAE in float32 (seeds {seeds})",
+            )

@@ -6,8 +6,8 @@ import signal
 import sys
 import time
 
-from client.api import SeedgridClient
-from shared.embedded_redis import EmbeddedRedis, join_hint
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.embedded_redis import EmbeddedRedis, join_hint
 
 
 def add_parsers(subparsers) -> None:
@@ -46,8 +46,10 @@ def list_jobs(args: argparse.Namespace) -> int:
     with SeedgridClient(args.redis) as client:
         for s in client.jobs(args.limit):
             prompt = s.request.prompts[0][:40] if s.request else ""
-            print(f"{s.job_id}  {s.state.value:9} {s.progress:4.0%}  {s.images_done}/{s.images_total}  "
-                  f"{s.worker or '-':24} {prompt}")
+            print(
+                f"{s.job_id}  {s.state.value:9} {s.progress:4.0%}  {s.images_done}/{s.images_total}  "
+                f"{s.worker or '-':24} {prompt}"
+            )
     return 0
 
 

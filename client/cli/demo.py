@@ -6,23 +6,26 @@ import sys
 import time
 from pathlib import Path
 
-from client.api import SeedgridClient
-from client.cli.follow import run_to_folder
-from client.local import LocalStack
-from shared.job import JobState
-from shared.request import JobRequest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.cli.follow import run_to_folder
+from seedgrid.client.local import LocalStack
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
 
 GUIDE_PROMPT = "portrait photo of a old warrior chief"
-GUIDE_STYLE = (", tribal panther make up, blue on red, side profile, looking away, serious eyes"
-               " 50mm portrait photography, hard rim lighting photography--beta --ar 2:3  --beta --upbeta")
+GUIDE_STYLE = (
+    ", tribal panther make up, blue on red, side profile, looking away, serious eyes"
+    " 50mm portrait photography, hard rim lighting photography--beta --ar 2:3  --beta --upbeta"
+)
 GUIDE_SUBJECTS = ["the oldest warrior chief", "a old warrior chief", "a warrior chief", "a young warrior chief"]
 
 
 def demo_requests(model: str) -> list[tuple[str, JobRequest, str]]:
     """(label, request, grid file): seeds 0-7 at 20 steps, then the four prompt variants at seed 1, 25 steps."""
     batch = JobRequest(model=model, prompts=[GUIDE_PROMPT], seeds=list(range(8)), steps=20)
-    refine = JobRequest(model=model, prompts=[f"portrait photo of {s}{GUIDE_STYLE}" for s in GUIDE_SUBJECTS],
-                        seeds=[1], steps=25)
+    refine = JobRequest(
+        model=model, prompts=[f"portrait photo of {s}{GUIDE_STYLE}" for s in GUIDE_SUBJECTS], seeds=[1], steps=25
+    )
     return [("batch", batch, "grid.png"), ("refine", refine, "refine.png")]
 
 
@@ -30,8 +33,11 @@ def add_parser(subparsers) -> None:
     p = subparsers.add_parser("demo", help="run the guide's workflow (batch of seeds, then refine) through the queue")
     p.add_argument("--out", type=Path, default=Path("seedgrid-demo"), help="output folder (default: %(default)s)")
     p.add_argument("--model", default="tiny", help="model for the local worker (default: tiny, built in)")
-    p.add_argument("--redis", default=os.environ.get("SEEDGRID_REDIS_URL"),
-                   help="use this Redis and its workers instead of a private Redis and a local worker")
+    p.add_argument(
+        "--redis",
+        default=os.environ.get("SEEDGRID_REDIS_URL"),
+        help="use this Redis and its workers instead of a private Redis and a local worker",
+    )
     p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker")
     p.set_defaults(run=run)
 
@@ -54,8 +60,10 @@ def run_one(client: SeedgridClient, label: str, request: JobRequest, out: Path, 
     status, saved = run_to_folder(client, request, out, f"{label:6}", grid_name, prefix=label)
     queued = status.started_at - status.submitted_at
     generating = status.finished_at - status.started_at
-    print(f"{label}: {status.state.value}, {len(saved.paths)} images, queued {queued:.2f} s, "
-          f"generating {generating:.2f} s, fetching {saved.fetch_seconds:.2f} s -> {saved.grid_path}")
+    print(
+        f"{label}: {status.state.value}, {len(saved.paths)} images, queued {queued:.2f} s, "
+        f"generating {generating:.2f} s, fetching {saved.fetch_seconds:.2f} s -> {saved.grid_path}"
+    )
     if status.state != JobState.SUCCEEDED:
         print(f"{label}: {status.error}", file=sys.stderr)
         return 1

@@ -2,16 +2,24 @@
 
 from pathlib import Path
 
-from client.api import SeedgridClient
-from client.cli.progress import ProgressBar
-from client.save import SavedJob, save_job
-from shared.job import JobStatus
-from shared.request import JobRequest
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.cli.progress import ProgressBar
+from seedgrid.client.save import SavedJob, save_job
+from seedgrid.shared.job import JobStatus
+from seedgrid.shared.request import JobRequest
 
 
-def run_to_folder(client: SeedgridClient, request: JobRequest, out: Path, label: str, grid_name: str | None,
-                  prefix: str | None = None, require_worker: bool = True, priority: str = "normal",
-                  timeout: float | None = None) -> tuple[JobStatus, SavedJob]:
+def run_to_folder(
+    client: SeedgridClient,
+    request: JobRequest,
+    out: Path,
+    label: str,
+    grid_name: str | None,
+    prefix: str | None = None,
+    require_worker: bool = True,
+    priority: str = "normal",
+    timeout: float | None = None,
+) -> tuple[JobStatus, SavedJob]:
     """Raises RequestError before anything is queued when the request cannot be served."""
     job_id = client.submit(request, require_worker=require_worker, priority=priority)
     bar = ProgressBar(f"{label} {job_id[:8]}")

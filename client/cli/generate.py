@@ -5,27 +5,36 @@ import os
 import sys
 from pathlib import Path
 
-from client.api import SeedgridClient
-from client.cli.follow import run_to_folder
-from client.cli.request_args import add_request_options, request_from_args
-from client.local import LocalStack
-from shared.job import JobState
-from shared.names import PRIORITIES
-from shared.request import JobRequest, RequestError
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.cli.follow import run_to_folder
+from seedgrid.client.cli.request_args import add_request_options, request_from_args
+from seedgrid.client.local import LocalStack
+from seedgrid.shared.job import JobState
+from seedgrid.shared.names import PRIORITIES
+from seedgrid.shared.request import JobRequest, RequestError
 
 
 def add_parser(subparsers) -> None:
-    p = subparsers.add_parser("generate", help="generate images for prompts x seeds",
-                              description="Generate images; with no Redis configured, a private Redis and a local "
-                                          "worker are started for this run.")
+    p = subparsers.add_parser(
+        "generate",
+        help="generate images for prompts x seeds",
+        description="Generate images; with no Redis configured, a private Redis and a local "
+        "worker are started for this run.",
+    )
     add_request_options(p)
     p.add_argument("--out", type=Path, default=Path("seedgrid-out"), help="folder for the PNGs (default: %(default)s)")
     p.add_argument("--grid", action="store_true", help="also write OUT/grid.png")
-    p.add_argument("--redis", default=os.environ.get("SEEDGRID_REDIS_URL"), help="Redis URL (default: $SEEDGRID_REDIS_URL)")
+    p.add_argument(
+        "--redis", default=os.environ.get("SEEDGRID_REDIS_URL"), help="Redis URL (default: $SEEDGRID_REDIS_URL)"
+    )
     p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker, when one is started")
     p.add_argument("--queue-anyway", action="store_true", help="queue even if no online worker serves the model")
-    p.add_argument("--priority", choices=list(PRIORITIES), default="normal",
-                   help="high jumps ahead of normal and low jobs in the queue (default: normal)")
+    p.add_argument(
+        "--priority",
+        choices=list(PRIORITIES),
+        default="normal",
+        help="high jumps ahead of normal and low jobs in the queue (default: normal)",
+    )
     p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
     p.set_defaults(run=run)
 
@@ -41,15 +50,30 @@ def run(args: argparse.Namespace) -> int:
         if stack.embedded:
             worker = stack.start_worker(request.model, args.device)
             client.wait_for_worker(request.model, alive=worker.alive)
-        return follow_and_save(client, request, args.out, "grid.png" if args.grid else None,
-                               queue_anyway=args.queue_anyway, timeout=args.timeout, priority=args.priority)
+        return follow_and_save(
+            client,
+            request,
+            args.out,
+            "grid.png" if args.grid else None,
+            queue_anyway=args.queue_anyway,
+            timeout=args.timeout,
+            priority=args.priority,
+        )
 
 
-def follow_and_save(client: SeedgridClient, request: JobRequest, out: Path, grid_name: str | None,
-                    queue_anyway: bool = False, timeout: float | None = None, priority: str = "normal") -> int:
+def follow_and_save(
+    client: SeedgridClient,
+    request: JobRequest,
+    out: Path,
+    grid_name: str | None,
+    queue_anyway: bool = False,
+    timeout: float | None = None,
+    priority: str = "normal",
+) -> int:
     try:
-        status, saved = run_to_folder(client, request, out, "job", grid_name, require_worker=not queue_anyway,
-                                      timeout=timeout, priority=priority)
+        status, saved = run_to_folder(
+            client, request, out, "job", grid_name, require_worker=not queue_anyway, timeout=timeout, priority=priority
+        )
     except RequestError as exc:
         print(f"seedgrid generate: {exc}", file=sys.stderr)
         return 2

@@ -5,14 +5,15 @@ import importlib.util
 import os
 import sys
 
-from client.local import LocalStack
+from seedgrid.client.local import LocalStack
 
 
 def add_parsers(subparsers) -> None:
     url = os.environ.get("SEEDGRID_REDIS_URL")
     p = subparsers.add_parser("gui", help="open the desktop app (needs seedgrid[client])")
-    p.add_argument("--redis", default=url,
-                   help="Redis URL (default: $SEEDGRID_REDIS_URL, else the last one the app connected to)")
+    p.add_argument(
+        "--redis", default=url, help="Redis URL (default: $SEEDGRID_REDIS_URL, else the last one the app connected to)"
+    )
     p.set_defaults(run=gui)
     p = subparsers.add_parser("up", help="one machine: a private Redis, a local worker and the app, stopped together")
     p.add_argument("--model", default="tiny", help="model of the local worker (default: tiny, built in)")
@@ -31,13 +32,16 @@ def _qt_missing() -> bool:
 def gui(args: argparse.Namespace) -> int:
     if _qt_missing():
         return 2
-    from client.gui.app import run_app
-    from client.gui.settings import last_redis_url
+    from seedgrid.client.gui.app import run_app
+    from seedgrid.client.gui.settings import last_redis_url
 
     url = args.redis or last_redis_url()
     if not url:
-        print("seedgrid gui: no Redis configured: pass --redis URL, set SEEDGRID_REDIS_URL, "
-              "or run `seedgrid up` for a private Redis and a local worker", file=sys.stderr)
+        print(
+            "seedgrid gui: no Redis configured: pass --redis URL, set SEEDGRID_REDIS_URL, "
+            "or run `seedgrid up` for a private Redis and a local worker",
+            file=sys.stderr,
+        )
         return 2
     return run_app(url, remember=True)
 
@@ -45,7 +49,7 @@ def gui(args: argparse.Namespace) -> int:
 def up(args: argparse.Namespace) -> int:
     if _qt_missing():
         return 2
-    from client.gui.app import run_app
+    from seedgrid.client.gui.app import run_app
 
     with LocalStack(args.redis) as stack:
         stack.start_worker(args.model, args.device)

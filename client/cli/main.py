@@ -3,22 +3,23 @@
 import argparse
 import sys
 
-from client.cli import admin, demo, generate, gui
-from shared.redis_conn import url_problem
+from seedgrid.client.cli import admin, demo, generate, gui
+from seedgrid.shared.redis_conn import url_problem
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="seedgrid",
         description="Stable Diffusion for a group: GPU workers behind a Redis queue, clients that submit "
-                    "prompts x seeds and get grids back. With no Redis configured ($SEEDGRID_REDIS_URL or "
-                    "--redis), a private Redis is started for the run.",
+        "prompts x seeds and get grids back. With no Redis configured ($SEEDGRID_REDIS_URL or "
+        "--redis), a private Redis is started for the run.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     generate.add_parser(sub)
-    worker = sub.add_parser("worker", help="serve one model from a Redis queue (needs seedgrid[worker])",
-                            add_help=False)
+    worker = sub.add_parser(
+        "worker", help="serve one model from a Redis queue (needs seedgrid[worker])", add_help=False
+    )
     worker.set_defaults(run=None)
     gui.add_parsers(sub)
     admin.add_parsers(sub)
@@ -45,13 +46,13 @@ def main(argv: list[str] | None = None) -> int:
 
 def run_worker(argv: list[str]) -> int:
     """The worker lives in its own package with its own dependencies; load it only when asked."""
-    from client.local import missing_worker_packages
+    from seedgrid.client.local import missing_worker_packages
 
     missing = missing_worker_packages()
     if missing:
         print(f"seedgrid worker: {', '.join(missing)} missing: pip install 'seedgrid[worker]'", file=sys.stderr)
         return 2
-    from worker.cli import main as worker_main
+    from seedgrid.worker.cli import main as worker_main
 
     return worker_main(argv)
 

@@ -2,7 +2,7 @@
 
 import sys
 
-from shared.job import JobState, JobStatus
+from seedgrid.shared.job import JobState, JobStatus
 
 
 class ProgressBar:

@@ -2,22 +2,35 @@
 
 import argparse
 
-from shared import limits as L
-from shared.request import JobRequest, RequestError, parse_request
-from shared.seeds import parse_seeds
+from seedgrid.shared import limits as L
+from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.seeds import parse_seeds
 
 # request field -> the option that sets it, so errors name what the user typed
 OPTION_FOR_FIELD = {
-    "prompts": "PROMPT/--prompt", "seeds": "--seeds", "steps": "--steps", "scheduler": "--scheduler",
-    "width": "--width", "height": "--height", "guidance": "--guidance", "negative_prompt": "--negative",
-    "model": "--model", "items": "--prompt x --seeds",
+    "prompts": "PROMPT/--prompt",
+    "seeds": "--seeds",
+    "steps": "--steps",
+    "scheduler": "--scheduler",
+    "width": "--width",
+    "height": "--height",
+    "guidance": "--guidance",
+    "negative_prompt": "--negative",
+    "model": "--model",
+    "items": "--prompt x --seeds",
 }
 
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("prompt", help="the prompt (more with --prompt: prompts become grid rows)")
-    parser.add_argument("--prompt", dest="more_prompts", action="append", default=[], metavar="PROMPT",
-                        help="another prompt, at the same seeds")
+    parser.add_argument(
+        "--prompt",
+        dest="more_prompts",
+        action="append",
+        default=[],
+        metavar="PROMPT",
+        help="another prompt, at the same seeds",
+    )
     parser.add_argument("--seeds", default="0", help="a range 0-7, a list 3,17,42 or random:8 (default: 0)")
     parser.add_argument("--steps", type=int, default=20, help=f"{L.FIELD_RULES['steps']} (default: 20)")
     parser.add_argument("--scheduler", default="dpm++_2m", help=f"{L.FIELD_RULES['scheduler']} (default: dpm++_2m)")
@@ -32,10 +45,18 @@ def request_from_args(args: argparse.Namespace) -> JobRequest:
     """Build the request, or raise a RequestError whose message names the option."""
     try:
         seeds = parse_seeds(args.seeds)
-        return parse_request({
-            "model": args.model, "prompts": [args.prompt, *args.more_prompts], "seeds": seeds,
-            "negative_prompt": args.negative, "width": args.width, "height": args.height, "steps": args.steps,
-            "guidance": args.guidance, "scheduler": args.scheduler,
-        })
+        return parse_request(
+            {
+                "model": args.model,
+                "prompts": [args.prompt, *args.more_prompts],
+                "seeds": seeds,
+                "negative_prompt": args.negative,
+                "width": args.width,
+                "height": args.height,
+                "steps": args.steps,
+                "guidance": args.guidance,
+                "scheduler": args.scheduler,
+            }
+        )
     except RequestError as exc:
         raise RequestError(exc.field, exc.problem, label=OPTION_FOR_FIELD.get(exc.field)) from None

@@ -3,9 +3,8 @@
 import sys
 
 from PySide6.QtWidgets import QApplication
-
-from client.gui.main_window import MainWindow
-from client.gui.settings import remember_redis_url
+from seedgrid.client.gui.main_window import MainWindow
+from seedgrid.client.gui.settings import remember_redis_url
 
 
 def run_app(redis_url: str, model: str | None = None, remember: bool = False) -> int:

@@ -5,10 +5,9 @@ import time
 import redis
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
-
-from client.api import SeedgridClient
-from shared.job import JobStatus
-from shared.request import RequestError
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared.job import JobStatus
+from seedgrid.shared.request import RequestError
 
 WORKERS_EVERY_S = 2.0
 

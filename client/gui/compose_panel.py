@@ -2,13 +2,20 @@
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
-    QComboBox, QDoubleSpinBox, QFormLayout, QLabel, QLineEdit, QPlainTextEdit, QPushButton, QSpinBox, QVBoxLayout,
+    QComboBox,
+    QDoubleSpinBox,
+    QFormLayout,
+    QLabel,
+    QLineEdit,
+    QPlainTextEdit,
+    QPushButton,
+    QSpinBox,
+    QVBoxLayout,
     QWidget,
 )
-
-from shared import limits as L
-from shared.request import JobRequest, RequestError, parse_request
-from shared.seeds import parse_seeds
+from seedgrid.shared import limits as L
+from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.seeds import parse_seeds
 
 ERROR_STYLE = "color: #c62828;"
 
@@ -36,10 +43,15 @@ class ComposePanel(QWidget):
 
         form = QFormLayout()
         for field, label, widget in [
-            ("prompts", "Prompt", self.prompt), ("negative_prompt", "Negative", self.negative),
-            ("model", "Model", self.model), ("scheduler", "Scheduler", self.scheduler), ("steps", "Steps", self.steps),
-            ("guidance", "Guidance", self.guidance), ("width", "Width", self.width_box),
-            ("height", "Height", self.height_box), ("seeds", "Seeds", self.seeds),
+            ("prompts", "Prompt", self.prompt),
+            ("negative_prompt", "Negative", self.negative),
+            ("model", "Model", self.model),
+            ("scheduler", "Scheduler", self.scheduler),
+            ("steps", "Steps", self.steps),
+            ("guidance", "Guidance", self.guidance),
+            ("width", "Width", self.width_box),
+            ("height", "Height", self.height_box),
+            ("seeds", "Seeds", self.seeds),
         ]:
             form.addRow(label, widget)
             error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE, visible=False)
@@ -65,12 +77,19 @@ class ComposePanel(QWidget):
         try:
             if seeds is None:
                 seeds = parse_seeds(self.seeds.text())
-            return parse_request({
-                "model": self.model.currentText().strip(), "prompts": prompts or self.prompts(), "seeds": seeds,
-                "negative_prompt": self.negative.text(), "width": self.width_box.value(),
-                "height": self.height_box.value(), "steps": self.steps.value(), "guidance": self.guidance.value(),
-                "scheduler": self.scheduler.currentText(),
-            })
+            return parse_request(
+                {
+                    "model": self.model.currentText().strip(),
+                    "prompts": prompts or self.prompts(),
+                    "seeds": seeds,
+                    "negative_prompt": self.negative.text(),
+                    "width": self.width_box.value(),
+                    "height": self.height_box.value(),
+                    "steps": self.steps.value(),
+                    "guidance": self.guidance.value(),
+                    "scheduler": self.scheduler.currentText(),
+                }
+            )
         except RequestError as exc:
             self.show_error(exc.field, str(exc))
             return None

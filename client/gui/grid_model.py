@@ -2,9 +2,8 @@
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 from PySide6.QtGui import QImage
-
-from shared.job import JobState, JobStatus
-from shared.request import Item, JobRequest
+from seedgrid.shared.job import JobState, JobStatus
+from seedgrid.shared.request import Item, JobRequest
 
 ItemRole = Qt.ItemDataRole.UserRole + 1  # the cell's Item (prompt, seed, index)
 ImageRole = Qt.ItemDataRole.UserRole + 2  # final QImage, or None

@@ -3,8 +3,7 @@
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate, QTableView
-
-from client.gui.grid_model import ImageRole, ItemRole, PreviewRole, ProgressRole
+from seedgrid.client.gui.grid_model import ImageRole, ItemRole, PreviewRole, ProgressRole
 
 PLACEHOLDER = QColor(70, 70, 70)
 SELECTED = QColor(66, 133, 244)
@@ -16,8 +15,9 @@ class CellDelegate(QStyledItemDelegate):
         rect = option.rect.adjusted(2, 2, -2, -2)
         image = index.data(ImageRole) or index.data(PreviewRole)
         if image is not None and not image.isNull():
-            scaled = image.scaled(rect.size(), Qt.AspectRatioMode.KeepAspectRatio,
-                                  Qt.TransformationMode.SmoothTransformation)
+            scaled = image.scaled(
+                rect.size(), Qt.AspectRatioMode.KeepAspectRatio, Qt.TransformationMode.SmoothTransformation
+            )
             x = rect.x() + (rect.width() - scaled.width()) // 2
             y = rect.y() + (rect.height() - scaled.height()) // 2
             painter.drawImage(x, y, scaled)
@@ -30,7 +30,9 @@ class CellDelegate(QStyledItemDelegate):
         label_rect = QRect(rect.x(), rect.y(), rect.width(), 18)
         painter.fillRect(label_rect, QColor(0, 0, 0, 140))
         painter.setPen(Qt.GlobalColor.white)
-        painter.drawText(label_rect.adjusted(4, 0, -4, 0), Qt.AlignmentFlag.AlignVCenter, f"seed {index.data(ItemRole).seed}")
+        painter.drawText(
+            label_rect.adjusted(4, 0, -4, 0), Qt.AlignmentFlag.AlignVCenter, f"seed {index.data(ItemRole).seed}"
+        )
         if option.state & QStyle.StateFlag.State_Selected:
             painter.setPen(SELECTED)
             painter.drawRect(rect.adjusted(0, 0, -1, -1))

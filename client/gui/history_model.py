@@ -1,8 +1,7 @@
 """Every grid of the session, newest first, so grids can be compared."""
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
-
-from client.gui.grid_model import GridModel
+from seedgrid.client.gui.grid_model import GridModel
 
 GridRole = Qt.ItemDataRole.UserRole + 1
 

@@ -4,7 +4,7 @@ import json
 import re
 from pathlib import Path
 
-from shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.request import JobRequest, RequestError, parse_request
 
 REQUEST_FILE = "request.json"
 JOB_ID = re.compile(r"^[0-9a-f]{8,64}$")
@@ -27,8 +27,9 @@ class HistoryStore:
         if not self.root.is_dir():
             return []
         folders = [f for f in self.root.iterdir() if f.is_dir() and JOB_ID.match(f.name)]
-        folders.sort(key=lambda f: (f / REQUEST_FILE).stat().st_mtime if (f / REQUEST_FILE).exists() else 0,
-                     reverse=True)
+        folders.sort(
+            key=lambda f: (f / REQUEST_FILE).stat().st_mtime if (f / REQUEST_FILE).exists() else 0, reverse=True
+        )
         grids = []
         for folder in folders[:limit]:
             try:

@@ -3,9 +3,8 @@
 import time
 
 from PySide6.QtCore import QModelIndex, Qt
-
-from client.gui.table_model import RowsTableModel
-from shared.job import JobStatus
+from seedgrid.client.gui.table_model import RowsTableModel
+from seedgrid.shared.job import JobStatus
 
 JobIdRole = Qt.ItemDataRole.UserRole + 1
 
@@ -28,7 +27,10 @@ class JobsModel(RowsTableModel):
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         return {
-            "job": job.job_id[:8], "state": job.state.value, "worker": job.worker or "-", "elapsed": _elapsed(job),
+            "job": job.job_id[:8],
+            "state": job.state.value,
+            "worker": job.worker or "-",
+            "elapsed": _elapsed(job),
             "progress": f"{job.progress:.0%} ({job.images_done}/{job.images_total})",
         }[self.columns[index.column()]]
 

@@ -5,28 +5,37 @@ import secrets
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QMetaObject, QStandardPaths, QThread, Qt, Signal
+from PySide6.QtCore import QMetaObject, QStandardPaths, Qt, QThread, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
-    QAbstractItemView, QDockWidget, QFileDialog, QLabel, QListView, QMainWindow, QPushButton, QSlider,
-    QTableView, QToolBar, QVBoxLayout, QWidget,
+    QAbstractItemView,
+    QDockWidget,
+    QFileDialog,
+    QLabel,
+    QListView,
+    QMainWindow,
+    QPushButton,
+    QSlider,
+    QTableView,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
 )
-
-from client.gui.backend import Backend
-from client.gui.compose_panel import ComposePanel
-from client.gui.grid_model import GridModel, PngRole
-from client.gui.grid_view import GridView
-from client.gui.history_model import GridRole, HistoryModel
-from client.gui.history_store import HistoryStore
-from client.gui.image_dialog import ImageDialog
-from client.gui.jobs_model import JobIdRole, JobsModel
-from client.gui.refine_dialog import RefineDialog
-from client.gui.workers_model import WorkersModel
-from shared import limits as L
-from shared.grid import grid_for_job
-from shared.job import JobStatus
-from shared.pngmeta import read_png_metadata
-from shared.request import RequestError, parse_request
+from seedgrid.client.gui.backend import Backend
+from seedgrid.client.gui.compose_panel import ComposePanel
+from seedgrid.client.gui.grid_model import GridModel, PngRole
+from seedgrid.client.gui.grid_view import GridView
+from seedgrid.client.gui.history_model import GridRole, HistoryModel
+from seedgrid.client.gui.history_store import HistoryStore
+from seedgrid.client.gui.image_dialog import ImageDialog
+from seedgrid.client.gui.jobs_model import JobIdRole, JobsModel
+from seedgrid.client.gui.refine_dialog import RefineDialog
+from seedgrid.client.gui.workers_model import WorkersModel
+from seedgrid.shared import limits as L
+from seedgrid.shared.grid import grid_for_job
+from seedgrid.shared.job import JobStatus
+from seedgrid.shared.pngmeta import read_png_metadata
+from seedgrid.shared.request import RequestError, parse_request
 
 
 class MainWindow(QMainWindow):
@@ -58,9 +67,12 @@ class MainWindow(QMainWindow):
         self.addToolBar(toolbar)
         self.actions_by_name: dict[str, QAction] = {}
         for name, text, slot in [
-            ("refine", "Refine…", self.open_refine_dialog), ("more_seeds", "More seeds", self.more_seeds),
-            ("save_image", "Save image…", self.save_image_dialog), ("save_grid", "Save grid…", self.save_grid_dialog),
-            ("copy_parameters", "Copy parameters", self.copy_parameters), ("open_png", "Open PNG…", self.open_png_dialog),
+            ("refine", "Refine…", self.open_refine_dialog),
+            ("more_seeds", "More seeds", self.more_seeds),
+            ("save_image", "Save image…", self.save_image_dialog),
+            ("save_grid", "Save grid…", self.save_grid_dialog),
+            ("copy_parameters", "Copy parameters", self.copy_parameters),
+            ("open_png", "Open PNG…", self.open_png_dialog),
             ("cancel", "Cancel job", self.cancel_current),
         ]:
             action = toolbar.addAction(text)
@@ -277,8 +289,11 @@ class MainWindow(QMainWindow):
         grid = GridModel(job_id, request, self)
         self.history.add(grid)
         self.show_grid(grid)
-        self.jobs.upsert(JobStatus(job_id=job_id, state="queued", request=request,
-                                   images_total=len(request.prompts) * len(request.seeds)))
+        self.jobs.upsert(
+            JobStatus(
+                job_id=job_id, state="queued", request=request, images_total=len(request.prompts) * len(request.seeds)
+            )
+        )
 
     def _job_changed(self, status: JobStatus) -> None:
         self.jobs.upsert(status)

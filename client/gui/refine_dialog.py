@@ -1,8 +1,7 @@
 """Refine: the seed is pinned and the prompt varied, one prompt per line."""
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
-
-from shared import limits as L
+from seedgrid.shared import limits as L
 
 
 class RefineDialog(QDialog):

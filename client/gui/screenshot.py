@@ -1,6 +1,6 @@
 """Render the real window offscreen with a filled grid and save it: the README's screenshot.
 
-    QT_QPA_PLATFORM=offscreen python -m client.gui.screenshot --out docs/screenshot.png
+QT_QPA_PLATFORM=offscreen python -m seedgrid.client.gui.screenshot --out docs/screenshot.png
 """
 
 import argparse
@@ -13,10 +13,9 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 from PySide6.QtCore import QEventLoop, QItemSelectionModel, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
-
-from client.cli.demo import GUIDE_PROMPT  # noqa: E402
-from client.gui.main_window import MainWindow  # noqa: E402
-from client.local import LocalStack  # noqa: E402
+from seedgrid.client.cli.demo import GUIDE_PROMPT  # noqa: E402
+from seedgrid.client.gui.main_window import MainWindow  # noqa: E402
+from seedgrid.client.local import LocalStack  # noqa: E402
 
 
 def wait_for(app: QApplication, condition, timeout_s: float) -> None:
@@ -51,8 +50,9 @@ def main(argv: list[str] | None = None) -> int:
         c.height_box.setValue(args.size)
         c.submit()
         wait_for(app, lambda: window.current_grid is not None and window.current_grid.complete, 300)
-        window.grid_view.selectionModel().select(window.current_grid.index(0, 1),
-                                                 QItemSelectionModel.SelectionFlag.ClearAndSelect)
+        window.grid_view.selectionModel().select(
+            window.current_grid.index(0, 1), QItemSelectionModel.SelectionFlag.ClearAndSelect
+        )
         window.zoom.setValue(104)
         wait_for(app, lambda: window.jobs.jobs and window.jobs.jobs[0].state.finished, 30)
         app.processEvents()

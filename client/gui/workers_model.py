@@ -1,9 +1,8 @@
 """The online workers for the workers panel: host, GPU, model, busy or idle."""
 
 from PySide6.QtCore import QModelIndex, Qt
-
-from client.gui.table_model import RowsTableModel
-from shared.workers import WorkerInfo, served_models
+from seedgrid.client.gui.table_model import RowsTableModel
+from seedgrid.shared.workers import WorkerInfo, served_models
 
 
 class WorkersModel(RowsTableModel):
@@ -18,9 +17,12 @@ class WorkersModel(RowsTableModel):
             return None
         w = self.rows[index.row()]
         return {
-            "worker": w.name, "host": w.host, "device": f"{w.device_name or w.device} ({w.device_memory_gb:g} GB)",
+            "worker": w.name,
+            "host": w.host,
+            "device": f"{w.device_name or w.device} ({w.device_memory_gb:g} GB)",
             "model": w.model,
-            "state": "busy" if w.busy else "idle", "done": str(w.jobs_done),
+            "state": "busy" if w.busy else "idle",
+            "done": str(w.jobs_done),
         }[self.columns[index.column()]]
 
     def set_workers(self, workers: list[WorkerInfo]) -> None:

@@ -6,8 +6,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
-
-from worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
+from seedgrid.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
 
 log = logging.getLogger(__name__)
 
@@ -79,4 +78,6 @@ def _load_vae(vae: str, dtype: torch.dtype) -> AutoencoderKL:
     _refuse_pickle(path)
     if path.is_file():
         return AutoencoderKL.from_single_file(str(path), torch_dtype=dtype)
-    return AutoencoderKL.from_pretrained(vae if not path.is_dir() else str(path), torch_dtype=dtype, use_safetensors=True)
+    return AutoencoderKL.from_pretrained(
+        vae if not path.is_dir() else str(path), torch_dtype=dtype, use_safetensors=True
+    )
