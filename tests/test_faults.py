@@ -15,6 +15,7 @@ from tests.helpers import wait_until
 SMALL = dict(seeds=[0, 1], steps=3, width=64, height=64)
 # Every turn here is far shorter than this, so a job is only redelivered when its worker died.
 FAULT_VISIBILITY_TIMEOUT = "4"
+KILLS = 12
 
 
 class PersistentRedis:
@@ -78,13 +79,16 @@ def test_a_ten_second_redis_outage_is_ridden_out_by_worker_and_client(persistent
 
 
 def test_a_job_that_kills_its_worker_every_time_fails_after_three_deliveries(persistent_redis, workers):
+    # Simulated workers (the same runner and Celery settings, no torch) boot in a second: four boots.
+    slow = {"model": "simulated", "extra_args": ["--simulated-seconds", "120"]}
     with SeedgridClient(persistent_redis.url) as client:
         job_id = client.submit(
-            JobRequest(prompts=["poison"], seeds=[0], steps=150, width=64, height=64), require_worker=False
+            JobRequest(model="simulated", prompts=["poison"], seeds=[0], steps=150, width=64, height=64),
+            require_worker=False,
         )
         kills = 0
         for round_ in range(4):
-            worker = workers.start(name=f"victim-{round_}")
+            worker = workers.start(name=f"victim-{round_}", **slow)
 
             def finished_or_running_on_it(name=worker.name):
                 s = client.status(job_id)
@@ -115,11 +119,11 @@ def test_a_cancelled_queued_job_never_runs_even_when_workers_restart_between(per
         assert final.state == JobState.CANCELLED and final.attempts == 0 and client.images(job_id) == []
 
 
-def test_twenty_kill_9s_with_two_workers_lose_no_job_and_store_nothing_twice(persistent_redis, workers, capsys):
+def test_twelve_kill_9s_with_two_workers_lose_no_job_and_store_nothing_twice(persistent_redis, workers, capsys):
     """A spare worker boots while two serve; once it is online, a busy worker is killed mid-job.
 
     The workers serve the simulated model (the same runner, Redis records and Celery settings as a
-    real model, at a fixed time per image) so that twenty restarts take seconds, not minutes.
+    real model, at a fixed time per image) so that a dozen restarts take seconds, not minutes.
     """
     simulated = {"model": "simulated", "extra_args": ["--simulated-seconds", "0.25"]}
     serving = [workers.start(name="kill-a", **simulated), workers.start(name="kill-b", **simulated)]
@@ -128,11 +132,11 @@ def test_twenty_kill_9s_with_two_workers_lose_no_job_and_store_nothing_twice(per
             client.submit(
                 JobRequest(model="simulated", prompts=[f"job {i}"], seeds=list(range(4)), steps=10, width=64, height=64)
             )
-            for i in range(60)
+            for i in range(36)
         ]
         kills, spare = 0, None
         deadline = time.monotonic() + 180
-        while kills < 20:
+        while kills < KILLS:
             assert time.monotonic() < deadline, f"only {kills} kills in time"
             online = {w.name for w in client.workers()}
             if spare is None:
@@ -141,7 +145,7 @@ def test_twenty_kill_9s_with_two_workers_lose_no_job_and_store_nothing_twice(per
                 time.sleep(0.1)
                 continue
             statuses = [client.status(j) for j in jobs]
-            assert not all(s.state.finished for s in statuses), "jobs ran out before 20 kills"
+            assert not all(s.state.finished for s in statuses), f"jobs ran out before {KILLS} kills"
             # Not a job killed twice already: three deaths in one turn make a job fail on purpose (tested above).
             running = {s.worker for s in statuses if s.state == JobState.RUNNING and s.attempts <= 2}
             victims = [w for w in serving if w.name in running]
@@ -164,4 +168,4 @@ def test_twenty_kill_9s_with_two_workers_lose_no_job_and_store_nothing_twice(per
         )
     assert all(s.state == JobState.SUCCEEDED for s in statuses), [s.error for s in statuses if s.error]
     assert all([r.index for r in rs] == list(range(4)) for rs in records)  # each index exactly once
-    assert stored == 4 * len(jobs) and redelivered >= 10
+    assert stored == 4 * len(jobs) and redelivered >= KILLS // 2
