@@ -19,9 +19,9 @@ import time
 from pathlib import Path
 
 import torch
-from seedgrid.shared.limits import MAX_SEEDS
 
 from bench.gpu_report import GIB, NOTES, environment, format_table, write_json
+from seedgrid.shared.limits import MAX_SEEDS
 
 PROMPT = "portrait photo of a old warrior chief"
 SCHEDULER = "dpm++_2m"  # seedgrid's name for DPMSolverMultistepScheduler, algorithm dpmsolver++, order 2
@@ -313,10 +313,9 @@ def log(message: str) -> None:
 
 def run(args) -> dict:
     budget = Budget(args.time_budget)
+    import bench.sd15_configs  # noqa: F401  imports first, so neither side's load time carries them
     import seedgrid.worker.engine  # noqa: F401
     import seedgrid.worker.models.loading  # noqa: F401
-
-    import bench.sd15_configs  # noqa: F401  imports first, so neither side's load time carries them
 
     report = {
         "schema": "seedgrid-bench-gpu/1",

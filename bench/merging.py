@@ -24,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.client.local import LocalWorker
 from seedgrid.shared.embedded_redis import EmbeddedRedis

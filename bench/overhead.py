@@ -211,6 +211,7 @@ class RunnerPath:
 
     def __init__(self, engine, redis_url: str):
         import redis
+
         from seedgrid.shared.jobstore import JobStore
         from seedgrid.worker.runtime import WorkerRuntime
 

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import torch
+
 from seedgrid.worker.models.loading import dtype_for
 
 

@@ -7,8 +7,9 @@ scheduler/ config.json files (keys that only record provenance are left out).
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from seedgrid.worker.models.tiny import build_tiny_tokenizer
 from transformers import CLIPTextConfig, CLIPTextModel
+
+from seedgrid.worker.models.tiny import build_tiny_tokenizer
 
 SD15_UNET_CONFIG = {
     "act_fn": "silu",

@@ -1,22 +1,30 @@
 """The client library: submit jobs, follow them, fetch images, cancel, list jobs and workers."""
 
 import getpass
-import os
 import socket
 import time
 import uuid
 from collections.abc import Callable
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
+
 from seedgrid.shared.celery_config import make_celery
 from seedgrid.shared.job import ImageRecord, JobStatus
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.settings import get_settings
 from seedgrid.shared.workers import WorkerInfo, served_models
 
 RECONNECT_SECONDS = 0.5
+# A Redis that is down or unreachable fails a command within seconds, not minutes.
+CONNECT_TIMEOUT_SECONDS = 3
+SOCKET_TIMEOUT_SECONDS = 5
+CONNECT_RETRIES = 1
+PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.5, "interval_max": 1}
 
 
 class NoWorkerForModel(RequestError):
@@ -24,20 +32,47 @@ class NoWorkerForModel(RequestError):
 
 
 class JobTimeout(TimeoutError):
-    pass
+    def __init__(self, message: str, job_id: str = ""):
+        super().__init__(message)
+        self.job_id = job_id
+
+
+class WorkerExited(RuntimeError):
+    """The worker waited for exited before it came online."""
+
+
+class NoWorkerOnline(TimeoutError):
+    """No worker for the model came online in time."""
 
 
 def default_client_id() -> str:
-    return os.environ.get("SEEDGRID_CLIENT_ID") or f"{getpass.getuser()}@{socket.gethostname()}"
+    return get_settings().client_id or f"{getpass.getuser()}@{socket.gethostname()}"
 
 
 class SeedgridClient:
     def __init__(self, redis_url: str, client_id: str | None = None):
         self.redis_url = redis_url
         self.client_id = client_id or default_client_id()
-        self.redis = connect(redis_url, socket_timeout=10, socket_connect_timeout=5)
+        self.redis = connect(
+            redis_url,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+            retry=Retry(ExponentialWithJitterBackoff(), CONNECT_RETRIES),
+        )
         self.store = JobStore(self.redis)
         self.celery = make_celery(redis_url)
+        bounded = {"socket_connect_timeout": CONNECT_TIMEOUT_SECONDS, "socket_timeout": SOCKET_TIMEOUT_SECONDS}
+        self.celery.conf.update(
+            broker_connection_timeout=CONNECT_TIMEOUT_SECONDS,
+            broker_connection_max_retries=CONNECT_RETRIES,
+            broker_transport_options={**self.celery.conf.broker_transport_options, **bounded},
+            result_backend_transport_options={
+                **self.celery.conf.result_backend_transport_options,
+                **bounded,
+                "retry_policy": PUBLISH_RETRY_POLICY,
+            },
+            task_publish_retry_policy=PUBLISH_RETRY_POLICY,
+        )
 
     def close(self) -> None:
         self.redis.close()
@@ -95,7 +130,7 @@ class SeedgridClient:
             if status.state.finished:
                 return status
             if deadline is not None and time.monotonic() > deadline:
-                raise JobTimeout(f"job {job_id} still {status.state.value} after {timeout} s")
+                raise JobTimeout(f"job {job_id} still {status.state.value} after {timeout:g} s", job_id)
             try:
                 self.store.wait_finished(job_id, poll_seconds)  # returns at once when the job finishes
             except (redis.ConnectionError, redis.TimeoutError):
@@ -141,9 +176,9 @@ class SeedgridClient:
                 if model is None or worker.model == model:
                     return worker
             if alive and not alive():
-                raise RuntimeError(f"the worker for {model or 'any model'} exited before it came online")
+                raise WorkerExited(f"the worker for {model or 'any model'} exited before it came online")
             time.sleep(0.2)
-        raise TimeoutError(f"no worker for {model or 'any model'} came online within {timeout:.0f} s")
+        raise NoWorkerOnline(f"no worker for {model or 'any model'} came online within {timeout:.0f} s")
 
     def _check_served(self, request: JobRequest) -> None:
         served = self.models()

@@ -36,10 +36,10 @@ class LocalWorker:
         if device:
             cmd += ["--device", device]
         cmd += extra_args or []
-        self._log = open(log_path, "ab") if log_path else subprocess.DEVNULL
+        self._log = open(log_path, "ab") if log_path else None
         self.process = subprocess.Popen(
             cmd,
-            stdout=self._log,
+            stdout=subprocess.DEVNULL if self._log is None else self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {}), "SEEDGRID_REDIS_URL": redis_url},
         )
@@ -56,7 +56,7 @@ class LocalWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._log is not subprocess.DEVNULL:
+        if self._log is not None:
             self._log.close()
 
 
@@ -65,15 +65,22 @@ class LocalStack(ExitStack):
 
     def __init__(self, redis_url: str | None, announce: bool = True):
         super().__init__()
-        self.redis_url = redis_url
+        self._redis_url = redis_url
         self.announce = announce
         self.embedded: EmbeddedRedis | None = None
 
+    @property
+    def redis_url(self) -> str:
+        """The configured URL, or the private Redis's once the stack is entered."""
+        if not self._redis_url:
+            raise RuntimeError("the Redis URL is known once the LocalStack is entered")
+        return self._redis_url
+
     def __enter__(self) -> "LocalStack":
         super().__enter__()
-        if not self.redis_url:
+        if not self._redis_url:
             self.embedded = self.enter_context(EmbeddedRedis())
-            self.redis_url = self.embedded.url
+            self._redis_url = self.embedded.url
             if self.announce:
                 print(
                     "No Redis configured: started a private one for this run.\n" + join_hint(self.redis_url),

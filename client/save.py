@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from PIL import Image
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.grid import grid_for_job
 from seedgrid.shared.job import JobStatus

@@ -1,28 +1,20 @@
 """The Celery app both sides build: JSON only, late acks, one job at a time per worker."""
 
-import os
-
 from celery import Celery
-from seedgrid.shared.names import PRIORITIES
+
+from seedgrid.shared.names import DEFAULT_QUEUE, PRIORITIES
 from seedgrid.shared.redis_conn import celery_tls_options
-
-DEFAULT_VISIBILITY_TIMEOUT = 2 * 3600  # seconds; longer than the longest job, or it runs twice
-DEFAULT_RESULT_TTL = 24 * 3600
-
-
-def env_seconds(name: str, default: int) -> int:
-    value = os.environ.get(name, "")
-    return int(value) if value.strip().isdigit() else default
+from seedgrid.shared.settings import get_settings
 
 
 def visibility_timeout() -> int:
     """How long an unacknowledged job waits before another worker may take it again."""
-    return env_seconds("SEEDGRID_VISIBILITY_TIMEOUT", DEFAULT_VISIBILITY_TIMEOUT)
+    return get_settings().visibility_timeout
 
 
 def result_ttl() -> int:
     """How long job records, images and results stay in Redis."""
-    return env_seconds("SEEDGRID_RESULT_TTL", DEFAULT_RESULT_TTL)
+    return get_settings().result_ttl
 
 
 def make_celery(redis_url: str | None = None) -> Celery:
@@ -60,6 +52,9 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         result_expires=result_ttl(),
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
-        task_default_queue="seedgrid.default",
+        task_default_queue=DEFAULT_QUEUE,
         task_default_priority=PRIORITIES["normal"],
+        # Task events, for Flower: sent (by clients), received, started, succeeded or failed (by workers).
+        worker_send_task_events=True,
+        task_send_sent_event=True,
     )

@@ -25,6 +25,9 @@ START_TIMEOUT_S = 10.0
 STOP_TIMEOUT_S = 5.0
 PORT_ATTEMPTS = 3
 PR_SET_PDEATHSIG = 1
+# Kept in data_dir beside Redis's own files, so a restart serves the same URL to the same workers.
+PASSWORD_FILE = "redis-password"
+PORT_FILE = "redis-port"
 
 
 class RedisUnavailable(RuntimeError):
@@ -81,6 +84,30 @@ def _conf_value(value: str) -> str:
     return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
+def password_problem(password: str) -> str | None:
+    """Why `password` cannot be a Redis password here, or None."""
+    if not password or len(password) > 512 or any(ord(c) < 32 or ord(c) == 127 for c in password):
+        return "must be 1 to 512 characters, without control characters (newlines, tabs)"
+    return None
+
+
+def _read_stored(data_dir: str, name: str) -> str | None:
+    try:
+        with open(os.path.join(data_dir, name)) as f:
+            return f.read().strip() or None
+    except FileNotFoundError:
+        return None
+
+
+def _store(data_dir: str, name: str, value: str) -> None:
+    """Write data_dir/name readable by this user only, replacing it whole."""
+    path = os.path.join(data_dir, name)
+    partial = f"{path}.{os.getpid()}.partial"
+    with open(os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as f:
+        f.write(value + "\n")
+    os.replace(partial, path)
+
+
 def die_with_parent_preexec():
     """A preexec_fn asking Linux to SIGTERM the child when this parent dies."""
     if not sys.platform.startswith("linux"):
@@ -99,7 +126,8 @@ def die_with_parent_preexec():
 class EmbeddedRedis:
     """A redis-server child process on 127.0.0.1, password-protected, gone when we are.
 
-    Persistence is off unless appendonly=True; data_dir keeps the files across restarts.
+    Persistence is off unless appendonly=True; data_dir keeps the files across restarts, with the
+    password and port (unless given) of the last run, so that a restart serves the same URL.
     The death signal fires when the *thread* that called start() exits, so call it
     from the main thread or another long-lived one.
     """
@@ -111,11 +139,19 @@ class EmbeddedRedis:
         appendonly: bool = False,
         data_dir: str | None = None,
     ):
-        self.port = port
+        # Resolved now: the server runs in a folder of its own, where a relative path means nothing.
+        self.data_dir = os.path.abspath(os.path.expanduser(data_dir)) if data_dir else None
         self._port_is_fixed = port is not None
+        if password is not None and (problem := password_problem(password)):
+            raise ValueError(f"password {problem}")
+        if self.data_dir and port is None:
+            stored_port = _read_stored(self.data_dir, PORT_FILE) or ""
+            port = int(stored_port) if stored_port.isdigit() and 0 < int(stored_port) < 65536 else None
+        if self.data_dir and password is None:
+            password = _read_stored(self.data_dir, PASSWORD_FILE)
+        self.port = port  # given, or the last run's: tried first, another one if it is taken
         self.password = password or secrets.token_urlsafe(24)
         self.appendonly = appendonly
-        self.data_dir = data_dir
         self._process: subprocess.Popen | None = None
         self._run_dir: str | None = None
 
@@ -135,16 +171,19 @@ class EmbeddedRedis:
         if self._process is not None:
             return self
         executable = find_redis_server()
+        if self.data_dir:
+            os.makedirs(self.data_dir, mode=0o700, exist_ok=True)
+            _store(self.data_dir, PASSWORD_FILE, self.password)
         # Config, password and log live in a private (0700) dir so the password is not in `ps`.
         self._run_dir = tempfile.mkdtemp(prefix="seedgrid-redis-")
-        if self.data_dir:
-            os.makedirs(self.data_dir, exist_ok=True)
         atexit.register(self.stop)
-        for _ in range(1 if self._port_is_fixed else PORT_ATTEMPTS):
-            if not self._port_is_fixed:
+        for attempt in range(1 if self._port_is_fixed else PORT_ATTEMPTS):
+            if not self._port_is_fixed and not (attempt == 0 and self.port):
                 self.port = _free_port()  # another process may grab it before redis binds: retry
             self._launch(executable)
             if self._wait_until_ready():
+                if self.data_dir:
+                    _store(self.data_dir, PORT_FILE, str(self.port))
                 return self
             if self._port_is_fixed or "Address already in use" not in self._log_tail():
                 break
@@ -153,6 +192,7 @@ class EmbeddedRedis:
         raise RedisUnavailable(f"redis-server ({executable}) did not start:\n{tail}")
 
     def _launch(self, executable: str) -> None:
+        assert self._run_dir is not None and self.log_path is not None, "start() makes the run dir first"
         conf_path = os.path.join(self._run_dir, "redis.conf")
         conf = {
             "bind": HOST,
@@ -182,6 +222,7 @@ class EmbeddedRedis:
 
     def _client(self, timeout: float) -> redis.Redis:
         # No retries: redis-py 8 retries (with backoff) on refused connections and on SHUTDOWN.
+        assert self.port is not None, "start() picks the port first"
         return redis.Redis(
             host=HOST,
             port=self.port,
@@ -192,6 +233,7 @@ class EmbeddedRedis:
         )
 
     def _wait_until_ready(self) -> bool:
+        assert self._process is not None, "_launch() started it"
         deadline = time.monotonic() + START_TIMEOUT_S
         with self._client(timeout=1) as client:
             while time.monotonic() < deadline:

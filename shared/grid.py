@@ -1,7 +1,13 @@
 """One labelled picture of a job's images: prompts as rows, seeds as columns."""
 
+from collections.abc import Mapping
+
 from PIL import Image, ImageDraw, ImageFont
+
 from seedgrid.shared.request import JobRequest
+
+# load_default() gives a FreeType font where Pillow has FreeType, else the basic bitmap font
+Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 
 BACKGROUND = (255, 255, 255)
 PLACEHOLDER = (128, 128, 128)
@@ -14,7 +20,7 @@ def label_font_size(cell_width: int, cell_height: int) -> int:
     return max(10, min(cell_width, cell_height) // 20)
 
 
-def _fit(text: str, font: ImageFont.FreeTypeFont, width: float, cut: bool = False) -> str:
+def _fit(text: str, font: Font, width: float, cut: bool = False) -> str:
     """`text` if it fits in `width` pixels (and not `cut`), else its longest prefix that fits with an ellipsis."""
     if not cut and font.getlength(text) <= width:
         return text
@@ -28,7 +34,7 @@ def _fit(text: str, font: ImageFont.FreeTypeFont, width: float, cut: bool = Fals
     return text[:short] + ELLIPSIS
 
 
-def _wrap(text: str, font: ImageFont.FreeTypeFont, width: float, max_lines: int) -> list[str]:
+def _wrap(text: str, font: Font, width: float, max_lines: int) -> list[str]:
     """Greedy word wrap to `width` pixels, breaking long words, the last line cut with an ellipsis."""
     lines: list[str] = []
     words = text.split()
@@ -71,7 +77,8 @@ def image_grid(
         raise ValueError(f"row_labels: got {len(row_labels)}, expected {rows}")
     sizes = {im.size for im in images if im is not None}
     if cell_size is not None:
-        sizes.add(tuple(cell_size))
+        cell_w, cell_h = cell_size
+        sizes.add((cell_w, cell_h))
     if len(sizes) != 1:
         problem = "differing sizes " + ", ".join(f"{w}x{h}" for w, h in sorted(sizes)) if sizes else "no image"
         raise ValueError(f"images: {problem}; all cells must have one size")
@@ -94,8 +101,8 @@ def image_grid(
             grid.paste(im if im.mode == "RGB" else im.convert("RGB"), (x, y))
     for c, label in enumerate(col_labels or []):
         text = _fit(label, font, cell_w - 2 * pad)
-        x = left + c * cell_w + (cell_w - font.getlength(text)) / 2
-        draw.text((x, pad), text, font=font, fill=TEXT)
+        label_x = left + c * cell_w + (cell_w - font.getlength(text)) / 2
+        draw.text((label_x, pad), text, font=font, fill=TEXT)
     for r, label in enumerate(row_labels or []):
         max_lines = max(1, (cell_h - 2 * pad) // line_h)
         for n, line in enumerate(_wrap(label, font, left - 2 * pad, max_lines)):
@@ -103,7 +110,7 @@ def image_grid(
     return grid
 
 
-def grid_for_job(request: JobRequest, images_by_index: dict[int, Image.Image]) -> Image.Image:
+def grid_for_job(request: JobRequest, images_by_index: Mapping[int, Image.Image | None]) -> Image.Image:
     """The job's grid; images not made yet show as placeholders. Row labels only for differing prompts."""
     total = len(request.prompts) * len(request.seeds)
     outside = sorted(i for i in images_by_index if not 0 <= i < total)

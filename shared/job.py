@@ -3,6 +3,7 @@
 from enum import Enum
 
 from pydantic import BaseModel, ConfigDict
+
 from seedgrid.shared.request import JobRequest
 
 

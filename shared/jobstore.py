@@ -2,12 +2,15 @@
 
 import json
 import time
+from collections.abc import Sequence
 
 import redis
+
 from seedgrid.shared import names
 from seedgrid.shared.celery_config import result_ttl
 from seedgrid.shared.job import ImageRecord, JobState, JobStatus
 from seedgrid.shared.mergepool import LEASE_SECONDS, add_to_pool
+from seedgrid.shared.replies import data, text
 from seedgrid.shared.request import JobRequest
 from seedgrid.shared.workers import WorkerInfo
 
@@ -20,6 +23,21 @@ redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
 redis.call('EXPIRE', KEYS[1], ARGV[4])
 redis.call('HSET', KEYS[3], 'images_done', redis.call('HLEN', KEYS[1]))
 redis.call('DEL', KEYS[4])
+return 1
+"""
+
+# KEYS: job hash, done list. ARGV: error, now, ttl, "1" to fail a queued job too (else only a missing one).
+# Writes a failed record; leaves alone a job that is running, claimed into a batch or finished.
+REFUSE_LUA = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  if ARGV[4] ~= '1' then return 0 end
+  local state = redis.call('HGET', KEYS[1], 'state')
+  if state and state ~= 'queued' then return 0 end
+end
+redis.call('HSET', KEYS[1], 'state', 'failed', 'error', ARGV[1], 'finished_at', ARGV[2])
+redis.call('EXPIRE', KEYS[1], ARGV[3])
+redis.call('RPUSH', KEYS[2], 1)
+redis.call('EXPIRE', KEYS[2], ARGV[3])
 return 1
 """
 
@@ -38,6 +56,7 @@ class JobStore:
         self.ttl = ttl or result_ttl()
         self._store_image_script = client.register_script(STORE_IMAGE_LUA)
         self._forget_dead_workers = client.register_script(FORGET_DEAD_WORKERS_LUA)
+        self._refuse_script = client.register_script(REFUSE_LUA)
 
     # -- written by the client
     def create(
@@ -93,7 +112,7 @@ class JobStore:
         self.redis.hset(names.job_key(job_id), mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
 
     def progress(
-        self, jobs: list[tuple[str, int, int]], step: int, steps: int, leases: list[str] = (), worker: str = ""
+        self, jobs: list[tuple[str, int, int]], step: int, steps: int, leases: Sequence[str] = (), worker: str = ""
     ) -> set[str]:
         """Record step `step` of `steps` of one batch, given (job id, images done, its images in the batch)
         for each job in it, and renew the claims on `leases` (jobs taken in from other clients' queues).
@@ -150,6 +169,13 @@ class JobStore:
             self._signal_finished(p, job_id)
             p.execute()
 
+    def refuse(self, job_id: str, error: str, queued_too: bool = False) -> bool:
+        """Fail a delivery that did not come through the contract: a job with no record (or, with
+        `queued_too`, one still queued) gets a failed record that expires; any other job is left alone.
+        True if it was refused."""
+        keys = [names.job_key(job_id), names.job_done_key(job_id)]
+        return bool(self._refuse_script(keys=keys, args=[error, time.time(), self.ttl, int(queued_too)]))
+
     def _signal_finished(self, p, job_id: str) -> None:
         """Wake clients blocked in wait_finished (the list is read without being emptied)."""
         p.rpush(names.job_done_key(job_id), 1)
@@ -158,35 +184,39 @@ class JobStore:
     def wait_finished(self, job_id: str, timeout: float) -> bool:
         """Block up to `timeout` seconds until the job has finished; True once it has."""
         done = names.job_done_key(job_id)
-        return self.redis.blmove(done, done, timeout, src="RIGHT", dest="LEFT") is not None
+        # redis-py types the timeout int; BLMOVE takes fractions of a second (Redis >= 6)
+        return self.redis.blmove(done, done, timeout, src="RIGHT", dest="LEFT") is not None  # type: ignore[arg-type]
 
     # -- read by both
     def status(self, job_id: str) -> JobStatus | None:
         raw = self.redis.hgetall(names.job_key(job_id))
         if not raw:
             return None
-        fields = {k.decode(): v.decode() for k, v in raw.items()}
+        fields = {text(k): text(v) for k, v in raw.items()}
         request = fields.pop("request", None)
-        return JobStatus(job_id=job_id, request=JobRequest.model_validate_json(request) if request else None, **fields)
+        return JobStatus.model_validate(
+            {**fields, "job_id": job_id, "request": JobRequest.model_validate_json(request) if request else None}
+        )
 
     def images(self, job_id: str) -> list[ImageRecord]:
         raw = self.redis.hgetall(names.job_images_key(job_id))
         return sorted((ImageRecord.model_validate_json(v) for v in raw.values()), key=lambda r: r.index)
 
     def png(self, job_id: str, index: int) -> bytes | None:
-        return self.redis.get(names.image_png_key(job_id, index))
+        png = self.redis.get(names.image_png_key(job_id, index))
+        return None if png is None else data(png)
 
     def preview(self, job_id: str, index: int) -> tuple[int, bytes] | None:
         """(step, JPEG bytes) of the item's latest preview; None before the first or once its image is stored."""
-        step, data = self.redis.hmget(names.preview_key(job_id, index), ["step", "jpeg"])
-        return None if step is None or data is None else (int(step), data)
+        step, jpeg = self.redis.hmget(names.preview_key(job_id, index), ["step", "jpeg"])
+        return None if step is None or jpeg is None else (int(step), data(jpeg))
 
     def client_job_ids(self, client_id: str, limit: int = 50) -> list[str]:
-        return [j.decode() for j in self.redis.lrange(names.client_jobs_key(client_id), 0, limit - 1)]
+        return [text(j) for j in self.redis.lrange(names.client_jobs_key(client_id), 0, limit - 1)]
 
     def workers(self) -> list[WorkerInfo]:
         """The workers whose heartbeat has not expired, by name (two round trips, whatever the keyspace)."""
-        worker_names = sorted(n.decode() for n in self.redis.smembers(names.WORKERS_KEY))
+        worker_names = sorted(text(n) for n in self.redis.smembers(names.WORKERS_KEY))
         keys = [names.worker_key(n) for n in worker_names]
         values = self.redis.mget(keys) if keys else []
         dead = [n for n, v in zip(worker_names, values, strict=True) if v is None]

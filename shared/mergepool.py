@@ -9,9 +9,12 @@ host's redelivery gives every unfinished claimed job back to the queue.
 """
 
 import time
+from typing import cast
 
 import redis
+
 from seedgrid.shared import names
+from seedgrid.shared.replies import text
 from seedgrid.shared.request import JobRequest
 
 MERGEABLE_MAX_IMAGES = 8
@@ -128,14 +131,17 @@ class MergePool:
         if room <= 0:
             return []
         pool = names.merge_pool_key(request.batch_key())
-        candidates = [c.decode() for c in self.redis.zrange(pool, 0, room * SCAN_PER_IMAGE)]
+        # without withscores ZRANGE gives members only; redis-py's type also covers (member, score) pairs
+        members = cast(list[bytes | str], self.redis.zrange(pool, 0, room * SCAN_PER_IMAGE))
+        candidates = [text(c) for c in members]
         candidates = [c for c in candidates if c != host_id]
         if not candidates:
             return []
         keys = [pool, names.job_key(host_id), names.job_merged_key(host_id)]
         for job_id in candidates:
             keys += [names.job_key(job_id), names.cancel_key(job_id), names.job_lease_key(job_id)]
-        args = [room, worker, host_id, LEASE_SECONDS * 1000, time.time(), self.ttl, *candidates]
+        lease_ms = LEASE_SECONDS * 1000
+        args: list[str | int | float] = [room, worker, host_id, lease_ms, time.time(), self.ttl, *candidates]
         return _triples(self._claim(keys=keys, args=args))
 
     def start_own(self, job_id: str, worker: str, request: JobRequest) -> bool:
@@ -145,7 +151,7 @@ class MergePool:
 
     def release(self, host_id: str) -> list[tuple[str, str, int | None]]:
         """Give back the unfinished jobs a host took into a batch that never ended (its worker died)."""
-        members = [m.decode() for m in self.redis.smembers(names.job_merged_key(host_id))]
+        members = [text(m) for m in self.redis.smembers(names.job_merged_key(host_id))]
         keys = [names.job_key(host_id), names.job_merged_key(host_id)]
         for job_id in members:
             keys += [names.job_key(job_id), names.job_lease_key(job_id)]

@@ -10,6 +10,8 @@ def worker_command(python: str) -> list[str]:
 
 KEY_PREFIX = "seedgrid"
 QUEUE_PREFIX = "seedgrid.model."
+# Where a task sent without a queue lands; every worker also reads it, and refuses what it finds there.
+DEFAULT_QUEUE = "seedgrid.default"
 
 
 # Job priorities; the Redis transport serves lower numbers first.

@@ -10,6 +10,7 @@ from typing import Any
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from pydantic import ValidationError
+
 from seedgrid.shared import limits as L
 from seedgrid.shared.request import Item, JobRequest, RequestError, parse_request
 
@@ -129,7 +130,9 @@ def request_from_parameters(text: str) -> JobRequest:
     if len(params) < 3:  # A1111's rule: a shorter last line is still part of the prompt
         lines.append(last)
         params = {}
-    prompt, negative, in_negative = [], [], False
+    prompt: list[str] = []
+    negative: list[str] = []
+    in_negative = False
     for line in lines:
         if line.startswith(NEGATIVE_PREFIX):
             in_negative, line = True, line[len(NEGATIVE_PREFIX) :].strip()

@@ -1,11 +1,12 @@
 """Connecting to Redis safely: a password unless on loopback, TLS with a CA file for rediss://."""
 
 import ipaddress
-import os
 import ssl
 from urllib.parse import unquote, urlsplit
 
 import redis
+
+from seedgrid.shared.settings import get_settings
 
 SCHEMES = ("redis", "rediss")
 CA_ENV = "SEEDGRID_REDIS_CA"
@@ -52,8 +53,9 @@ def tls_options(url: str) -> dict:
     if urlsplit(url).scheme != "rediss":
         return {}
     options = {"ssl_cert_reqs": "required"}
-    if os.environ.get(CA_ENV):
-        options["ssl_ca_certs"] = os.environ[CA_ENV]
+    ca = get_settings().redis_ca
+    if ca:
+        options["ssl_ca_certs"] = ca
     return options
 
 

@@ -6,6 +6,7 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
+
 from seedgrid.shared import limits as L
 
 

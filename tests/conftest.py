@@ -4,9 +4,11 @@ import os
 import uuid
 
 import pytest
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.client.local import LocalWorker
 from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.settings import get_settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 # One torch thread per process: the tests run a client and one or two workers side by side on
@@ -15,6 +17,24 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 # Short enough that a job of a killed worker is handed to another within seconds in the tests.
 TEST_VISIBILITY_TIMEOUT = "8"
+
+
+# Fixtures that start seedgrid worker processes; a test using one is marked `processes`.
+WORKER_FIXTURES = {"tiny_worker", "session_workers", "workers", "stack", "supervised", "window"}
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if WORKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.processes)
+
+
+@pytest.fixture(autouse=True)
+def fresh_settings():
+    """Settings are read once per process; a test that sets SEEDGRID_* variables reads them anew."""
+    get_settings.cache_clear()
+    yield
+    get_settings.cache_clear()
 
 
 @pytest.fixture(scope="session")

@@ -5,6 +5,7 @@ import time
 
 import numpy as np
 from PIL import Image
+
 from seedgrid.client.api import SeedgridClient
 
 

@@ -39,10 +39,9 @@ def test_merging_benchmark_runs_both_modes_and_their_images_agree(tmp_path, caps
 
 def test_a_saved_random_model_folder_loads_as_a_worker_model(tmp_path):
     """bench/save_model.py with the tiny builder standing in for SD1.5 (1.07 billion parameters on a CPU)."""
+    from bench.save_model import save_random_model
     from seedgrid.worker.models.loading import load_pipeline, model_display_name
     from seedgrid.worker.models.tiny import build_tiny_pipeline
-
-    from bench.save_model import save_random_model
 
     folder = save_random_model(tmp_path / "random-model", "cpu", build=lambda dtype, device: build_tiny_pipeline())
     pipeline = load_pipeline(str(folder), "cpu")

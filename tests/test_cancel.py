@@ -2,7 +2,6 @@
 
 from seedgrid.shared.job import JobState
 from seedgrid.shared.request import JobRequest
-
 from tests.helpers import wait_until
 
 LONG = dict(prompts=["a long job"], seeds=list(range(8)), steps=150, width=128, height=128)

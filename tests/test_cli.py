@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import psutil
+
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
 
@@ -157,7 +158,7 @@ def test_workers_jobs_and_cancel_against_a_running_system(redis_url, tiny_worker
         assert gen.returncode == 0, gen.stderr
         jobs = seedgrid("jobs", redis_url=redis_url, timeout=60)
         assert "succeeded" in jobs.stdout and "a quick one" in jobs.stdout
-        job_id = jobs.stdout.split()[0]
+        job_id = jobs.stdout.splitlines()[1].split()[0]  # below the header row
         cancel = seedgrid("cancel", job_id, redis_url=redis_url, timeout=60)
         assert cancel.returncode == 0 and "succeeded" in cancel.stdout  # a finished job stays as it was
         unknown = seedgrid("cancel", "nosuchjob", redis_url=redis_url, timeout=60)

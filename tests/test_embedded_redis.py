@@ -1,17 +1,21 @@
 import os
+import shlex
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
 import pytest
 import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
+
 from seedgrid.shared import embedded_redis
 from seedgrid.shared.embedded_redis import EmbeddedRedis, RedisUnavailable, find_redis_server, join_hint, redact
 
@@ -204,3 +208,99 @@ def test_server_is_out_of_reach_of_a_terminal_ctrl_c():
     with EmbeddedRedis() as server:
         assert os.getpgid(server.pid) != os.getpgid(os.getpid())
         assert os.getsid(server.pid) == server.pid
+
+
+def start_seedgrid_redis(cwd: Path, *options: str) -> tuple[subprocess.Popen, str]:
+    """`seedgrid redis OPTIONS` run in `cwd`, and the URL it tells other terminals to use."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("SEEDGRID_")}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "seedgrid.client.cli.main", "redis", *options],
+        cwd=cwd,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    for line in process.stdout:
+        if line.strip().startswith("export SEEDGRID_REDIS_URL="):
+            return process, shlex.split(line.strip().partition("=")[2])[0]
+    process.wait(timeout=10)
+    raise AssertionError(f"seedgrid redis {' '.join(options)} did not start:\n{process.stderr.read()}")
+
+
+def stop_seedgrid_redis(process: subprocess.Popen) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=20) == 0, process.stderr.read()
+    process.stdout.close()
+    process.stderr.close()
+
+
+def test_seedgrid_redis_takes_a_relative_data_dir_and_serves_the_same_url_after_a_restart(tmp_path):
+    first, url = start_seedgrid_redis(tmp_path, "--data-dir", "redis-data")
+    try:
+        with redis.Redis.from_url(url) as client:
+            client.rpush("queue", "job-1", "job-2")
+    finally:
+        stop_seedgrid_redis(first)
+    data_dir = tmp_path / "redis-data"  # relative to the folder it was started in
+    password_file = data_dir / embedded_redis.PASSWORD_FILE
+    assert password_file.read_text().strip() == unquote(urlsplit(url).password)
+    assert stat.S_IMODE(password_file.stat().st_mode) == 0o600
+
+    second, url_again = start_seedgrid_redis(tmp_path, "--data-dir", "redis-data")
+    try:
+        assert url_again == url  # connected workers and clients keep working
+        with redis.Redis.from_url(url) as client:
+            assert client.lrange("queue", 0, -1) == [b"job-1", b"job-2"]
+    finally:
+        stop_seedgrid_redis(second)
+
+
+def test_seedgrid_redis_password_option_sets_the_password_kept_for_restarts(tmp_path):
+    first, url = start_seedgrid_redis(tmp_path, "--data-dir", "data", "--password", "chosen-pass word")
+    try:
+        assert unquote(urlsplit(url).password) == "chosen-pass word"
+        port = urlsplit(url).port
+        assert redis.Redis(port=port, password="chosen-pass word").ping()
+        with pytest.raises((redis.AuthenticationError, redis.ResponseError)):
+            redis.Redis(port=port, password="wrong", retry=NO_RETRY).ping()
+    finally:
+        stop_seedgrid_redis(first)
+    second, url_again = start_seedgrid_redis(tmp_path, "--data-dir", "data")  # no --password: the kept one
+    try:
+        assert url_again == url
+    finally:
+        stop_seedgrid_redis(second)
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--port", "70000"], "--port must be from 1 to 65535"),
+        (["--password", ""], "--password must be 1 to 512 characters"),
+        (["--password", "two\nlines"], "--password must be 1 to 512 characters"),
+    ],
+)
+def test_seedgrid_redis_refuses_bad_options_in_one_line(tmp_path, options, expected):
+    result = subprocess.run(
+        [sys.executable, "-m", "seedgrid.client.cli.main", "redis", *options],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"seedgrid redis: {expected}") and result.stderr.count("\n") == 1
+
+
+def test_a_taken_port_of_the_last_run_gives_way_to_a_free_one(tmp_path):
+    with EmbeddedRedis(data_dir=str(tmp_path), appendonly=True) as first:
+        port, password = first.port, first.password
+    with socket.socket() as squatter:
+        squatter.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # the old server's TIME_WAIT
+        squatter.bind(("127.0.0.1", port))
+        squatter.listen()
+        with EmbeddedRedis(data_dir=str(tmp_path), appendonly=True) as second:
+            assert second.port != port and second.password == password
+            assert redis.Redis.from_url(second.url).ping()
+    assert (tmp_path / embedded_redis.PORT_FILE).read_text().strip() == str(second.port)

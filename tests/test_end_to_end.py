@@ -3,13 +3,13 @@
 from pathlib import Path
 
 from PIL import Image
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.client.save import save_job
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
-
 from tests.conftest import WorkerFactory
 from tests.helpers import max_pixel_diff, pngs_by_seed
 

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import LCMScheduler
+
 from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.worker.engine import JobCancelled, PipelineEngine, _bad_images
 from seedgrid.worker.models.loading import load_pipeline

@@ -5,7 +5,6 @@ import uuid
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.job import JobState
 from seedgrid.shared.request import JobRequest
-
 from tests.helpers import wait_until
 
 

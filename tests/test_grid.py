@@ -1,5 +1,6 @@
 import pytest
 from PIL import Image, ImageChops
+
 from seedgrid.shared.grid import PLACEHOLDER, grid_for_job, image_grid
 from seedgrid.shared.request import JobRequest
 

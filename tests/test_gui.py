@@ -6,6 +6,7 @@ import pytest
 from PIL import Image
 from PySide6.QtCore import QItemSelectionModel, QMimeData, QPoint, Qt, QUrl
 from PySide6.QtGui import QDropEvent
+
 from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.shared.job import JobState
 from seedgrid.shared.pngmeta import encode_png
@@ -145,7 +146,6 @@ def test_drop_a_png_restores_its_settings(window, qtbot, tmp_path):
 
 def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_path):
     from seedgrid.shared.embedded_redis import EmbeddedRedis
-
     from tests.conftest import WorkerFactory
 
     data = tmp_path / "redis-data"
@@ -182,6 +182,7 @@ def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_p
 
 def test_connection_url_is_kept_in_the_config_folder(qapp, tmp_path, monkeypatch):
     from PySide6.QtCore import QSettings
+
     from seedgrid.client.gui.settings import last_redis_url, remember_redis_url
 
     QSettings.setPath(QSettings.Format.NativeFormat, QSettings.Scope.UserScope, str(tmp_path))

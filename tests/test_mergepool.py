@@ -4,6 +4,7 @@ import json
 import uuid
 
 import pytest
+
 from seedgrid.shared import names
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState

@@ -4,11 +4,11 @@ import signal
 import uuid
 
 import pytest
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
 from seedgrid.shared.request import JobRequest
-
 from tests.conftest import WorkerFactory
 from tests.helpers import max_pixel_diff, pixels, wait_until
 

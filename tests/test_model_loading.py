@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 from diffusers import StableDiffusionPipeline
+
 from seedgrid.shared.request import JobRequest
 from seedgrid.worker.engine import PipelineEngine
 from seedgrid.worker.models.loading import dtype_for, load_pipeline, model_display_name

@@ -7,6 +7,7 @@ import shutil
 import stat
 import subprocess
 import sys
+import time
 import tomllib
 import zipfile
 from pathlib import Path
@@ -14,7 +15,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-SUBCOMMANDS = ["demo", "generate", "worker", "workers", "jobs", "cancel", "redis"]
+SUBCOMMANDS = ["demo", "generate", "fetch", "worker", "workers", "jobs", "cancel", "redis", "health"]
+REDIS_URL = "redis://:${SEEDGRID_REDIS_PASSWORD:?set a password}@redis:6379/0"
 
 
 @pytest.fixture(scope="module")
@@ -41,18 +43,74 @@ def named_volume_at(service: dict, target: str, compose: dict) -> str:
     return sources[0]
 
 
-def test_redis_requires_a_password_persists_and_reports_health(compose):
+def test_redis_requires_a_password_persists_and_never_evicts(compose):
     redis = compose["services"]["redis"]
     assert redis["image"] == "redis:7"
-    command = redis["command"]
-    assert command[command.index("--requirepass") + 1] == "${SEEDGRID_REDIS_PASSWORD:?set a password}"
-    assert command[command.index("--appendonly") + 1] == "yes"
-    assert command[command.index("--appendfsync") + 1] == "everysec"
+    script = redis["command"][-1]
+    assert redis["command"][:2] == ["sh", "-c"]
+    assert "redis-server -" in script and 'requirepass "$$password"' in script  # config on stdin
+    assert "cat /run/secrets/redis_password" in script and redis["secrets"] == ["redis_password"]
+    assert compose["secrets"]["redis_password"] == {"environment": "SEEDGRID_REDIS_PASSWORD"}
+    argv = shlex.split(script.split("redis-server -", 1)[1].split("<<", 1)[0].replace("\\\n", " "))
+    options = dict(zip(argv[::2], argv[1::2], strict=True))
+    assert options["--appendonly"] == "yes" and options["--appendfsync"] == "everysec"
+    assert options["--maxmemory-policy"] == "noeviction"  # queued jobs are never evicted
+    assert re.fullmatch(r"\$\{SEEDGRID_REDIS_MAXMEMORY:-\d+gb\}", options["--maxmemory"])
     assert named_volume_at(redis, "/data", compose)
     test = " ".join(redis["healthcheck"]["test"])
-    assert "redis-cli" in test and "PONG" in test
-    assert redis["environment"]["REDISCLI_AUTH"] == "${SEEDGRID_REDIS_PASSWORD}"
+    assert "redis-cli" in test and "PONG" in test and "/run/secrets/redis_password" in test
+    assert "SEEDGRID_REDIS_PASSWORD" not in str(redis)  # not in its command line nor its environment
     assert "profiles" not in redis
+
+
+@pytest.mark.skipif(not shutil.which("sh"), reason="needs a POSIX shell")
+def test_the_compose_redis_command_starts_a_redis_that_hides_its_password(compose, tmp_path):
+    """The service's shell script, run here against a local redis-server in place of the image's."""
+    from seedgrid.shared.embedded_redis import _free_port, find_redis_server
+
+    redis_py = pytest.importorskip("redis")
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    server = find_redis_server()
+    cli = Path(server).with_name("redis-cli")
+    password, port = "a1b2c3-compose-secret", _free_port()
+    secret = tmp_path / "redis_password"
+    secret.write_text(password + "\n")
+    service = compose["services"]["redis"]
+
+    def local(text: str) -> str:
+        text = interpolate_defaults(text).replace("$$", "$").replace("/run/secrets/redis_password", str(secret))
+        return text.replace("-h 127.0.0.1", f"-h 127.0.0.1 -p {port}").replace("redis-cli", shlex.quote(str(cli)))
+
+    script = local(service["command"][-1]).replace(
+        "docker-entrypoint.sh redis-server -", f"{shlex.quote(server)} - --port {port} --bind 127.0.0.1"
+    )
+    process = subprocess.Popen(["sh", "-c", script], cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+    try:
+        client = redis_py.Redis(port=port, password=password, socket_timeout=5)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert client.ping()
+                break
+            except redis_py.ConnectionError:
+                assert process.poll() is None and time.monotonic() < deadline, "redis-server did not start"
+                time.sleep(0.05)
+        default_gb = int(re.search(r"SEEDGRID_REDIS_MAXMEMORY:-(\d+)gb", service["command"][-1]).group(1))
+        assert client.config_get("maxmemory")["maxmemory"] == str(default_gb * 2**30)
+        assert client.config_get("maxmemory-policy")["maxmemory-policy"] == "noeviction"
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        with pytest.raises(redis_py.AuthenticationError):
+            redis_py.Redis(port=port, password="wrong", retry=Retry(NoBackoff(), 0)).ping()
+        assert password.encode() not in Path(f"/proc/{process.pid}/cmdline").read_bytes()
+        if cli.exists():
+            healthcheck = subprocess.run(["sh", "-c", local(service["healthcheck"]["test"][1])], timeout=30)
+            assert healthcheck.returncode == 0
+        client.close()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
 
 
 def test_worker_gets_one_gpu_the_model_cache_and_a_healthy_redis(compose):
@@ -62,12 +120,36 @@ def test_worker_gets_one_gpu_the_model_cache_and_a_healthy_redis(compose):
     assert devices[0]["driver"] == "nvidia" and "gpu" in devices[0]["capabilities"]
     assert len(devices[0].get("device_ids", [])) == 1 or devices[0].get("count") == 1
     env = worker["environment"]
-    assert env["SEEDGRID_REDIS_URL"] == "redis://:${SEEDGRID_REDIS_PASSWORD}@redis:6379/0"
+    assert env["SEEDGRID_REDIS_URL"] == REDIS_URL
     assert env["CUDA_VISIBLE_DEVICES"] == "0"
+    assert env["HF_TOKEN"] == "${HF_TOKEN:-}"  # gated models
     assert named_volume_at(worker, env["HF_HOME"], compose)
     assert worker["depends_on"]["redis"]["condition"] == "service_healthy"
     assert worker["restart"] == "unless-stopped"
     assert "profiles" not in worker
+
+
+def seconds(duration: str) -> float:
+    """A compose duration such as 1m30s."""
+    units = {"h": 3600, "m": 60, "s": 1, "ms": 0.001}
+    parts = re.findall(r"(\d+(?:\.\d+)?)(ms|h|m|s)", duration)
+    assert "".join(n + u for n, u in parts) == duration, f"not a duration: {duration}"
+    return sum(float(n) * units[u] for n, u in parts)
+
+
+def test_worker_health_is_its_heartbeat_and_a_stop_lets_its_batch_finish(compose):
+    from seedgrid.worker.cli import build_parser
+    from seedgrid.worker.supervisor import STOP_TIMEOUT_S
+
+    worker = compose["services"]["worker"]
+    name = build_parser().parse_args(shlex.split(interpolate_defaults(worker["command"]))[1:]).name
+    assert name, "the worker needs a fixed --name for its health check"
+    test = [interpolate_defaults(arg) for arg in worker["healthcheck"]["test"]]
+    assert test == ["CMD", "seedgrid", "health", "--worker", name]
+    assert seconds(worker["healthcheck"]["start_period"]) >= 600  # the first start downloads the model
+    # SIGTERM lets the running batch finish (the supervisor waits as long for one); SIGKILL would lose it.
+    assert seconds(worker["stop_grace_period"]) > STOP_TIMEOUT_S
+    assert worker["init"] is True  # PID 1 must pass SIGTERM on
 
 
 def test_worker_command_is_a_valid_seedgrid_worker_command_line(compose):
@@ -84,14 +166,86 @@ def test_worker_command_is_a_valid_seedgrid_worker_command_line(compose):
 
 def test_dockerfile_installs_every_package_of_the_distribution():
     dockerfile = (ROOT / "Dockerfile").read_text()
-    assert re.search(r"^FROM .*(pytorch|BASE_IMAGE)", dockerfile, re.M | re.I)
-    assert re.search(r"^ARG BASE_IMAGE=pytorch/pytorch:\S*cuda\S*runtime$", dockerfile, re.M)
-    assert 'pip install ".[worker]"' in dockerfile
+    assert re.search(r"^ARG BASE_IMAGE=nvidia/cuda:\S+-ubuntu\S+$", dockerfile, re.M)
+    assert re.search(r"^FROM \$\{BASE_IMAGE\}$", dockerfile, re.M)
+    assert re.search(r'^RUN pip install -c constraints\.txt "\.\[worker\]"$', dockerfile, re.M)
     pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
     copied = set(re.findall(r"^COPY (?:\S+ )*?(\w+) \./\1$", dockerfile, re.M))
     packages = set(pyproject["tool"]["setuptools"]["package-dir"].values())
     assert packages <= copied, f"Dockerfile does not copy {packages - copied}"
     assert re.search(r"^COPY pyproject\.toml README\.md \./$", dockerfile, re.M)
+    # The build context holds only what is copied: not .env with the Redis password, nor .venv.
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    sources = {s for line in re.findall(r"^COPY (.+) \S+$", dockerfile, re.M) for s in line.split()}
+    assert ignored[ignored.index("*") + 1 :] and {f"!{s}" for s in sources} <= set(ignored)
+
+
+def pinned() -> dict[str, str]:
+    """constraints.txt as {canonical name: version}."""
+    from packaging.utils import canonicalize_name
+
+    pins = {}
+    for line in (ROOT / "constraints.txt").read_text().splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, sep, version = line.partition("==")
+            assert sep and version and not set(version) & set("<>=!~*+, "), f"not an exact pin: {line}"
+            pins[canonicalize_name(name)] = version
+    return pins
+
+
+def test_dockerfile_installs_the_tested_torch_and_the_tested_set(readme_commands):
+    torch = pinned()["torch"]
+    assert torch == "2.13.0"
+    ci = (ROOT / ".ci" / "run").read_text()
+    for command in (*readme_commands[:2], ci):
+        assert set(re.findall(r"\btorch==([\w.+]+)", command)) == {torch}
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    installs = re.findall(r"^RUN pip install (.*)$", dockerfile, re.M)
+    assert installs[0].startswith("-c constraints.txt ") and installs[0].endswith(f" torch=={torch}")
+    assert all(line.startswith("-c constraints.txt ") for line in installs)
+    assert dockerfile.index("COPY constraints.txt ./") < dockerfile.index("RUN pip install")
+    # CI applies the same file to every pip install, before the first one.
+    export = 'export PIP_CONSTRAINT="$PWD/constraints.txt"'
+    lines = [line.strip() for line in ci.splitlines() if not line.lstrip().startswith("#")]
+    first_install = next(i for i, line in enumerate(lines) if "pip install" in line)
+    assert export in lines[:first_install]
+
+
+def test_every_package_the_pyproject_names_is_pinned_in_the_constraints():
+    from packaging.requirements import Requirement
+    from packaging.utils import canonicalize_name
+
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    named = [*pyproject["dependencies"], *(r for extra in pyproject["optional-dependencies"].values() for r in extra)]
+    pins = pinned()
+    for requirement in map(Requirement, named):
+        version = pins.get(canonicalize_name(requirement.name))
+        assert version, f"constraints.txt does not pin {requirement.name}"
+        assert requirement.specifier.contains(version, prereleases=True), (
+            f"{requirement.name}=={version}: {requirement}"
+        )
+    assert "seedgrid" not in pins
+
+
+@pytest.mark.skipif(
+    not os.environ.get("PIP_CONSTRAINT"), reason="installed without the constraints file (CI sets PIP_CONSTRAINT)"
+)
+def test_the_installed_packages_are_the_tested_set():
+    """A package pip upgraded past its pin: regenerate constraints.txt (see its header) or reinstall with it."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from packaging.version import Version
+
+    drifted = []
+    for name, pin in pinned().items():
+        try:
+            installed = Version(version(name))
+        except PackageNotFoundError:
+            continue  # e.g. a dev tool this environment does not have
+        if installed.public != pin:
+            drifted.append(f"{name} {installed} (pinned {pin})")
+    assert not drifted, "installed versions differ from constraints.txt: " + ", ".join(drifted)
 
 
 def test_the_distribution_installs_one_top_level_package_seedgrid(tmp_path):
@@ -117,7 +271,8 @@ def test_flower_is_optional_and_uses_the_same_broker(compose):
     assert flower["profiles"] == ["monitoring"]
     command = flower["command"]
     assert command[0] == "celery" and "flower" in command
-    assert "--broker=redis://:${SEEDGRID_REDIS_PASSWORD}@redis:6379/0" in command
+    assert not any("redis://" in arg or "PASSWORD" in arg for arg in command)  # `ps` shows a command line
+    assert flower["environment"]["CELERY_BROKER_URL"] == REDIS_URL
 
 
 def test_readme_starts_with_the_demo_and_the_test_command(readme_commands):

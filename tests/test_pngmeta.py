@@ -4,6 +4,7 @@ import json
 import pytest
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
+
 from seedgrid.shared.pngmeta import PngMetadata, encode_png, parameters_text, read_png_metadata
 from seedgrid.shared.request import JobRequest, RequestError
 

@@ -8,13 +8,13 @@ import redis
 import torch
 from diffusers import DPMSolverMultistepScheduler, EulerDiscreteScheduler
 from PIL import Image
+
 from seedgrid.shared.job import ImageRecord, JobState
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.request import JobRequest
 from seedgrid.worker import engine as engine_module
 from seedgrid.worker.engine import JobCancelled, PipelineEngine
 from seedgrid.worker.preview import encode_preview, latents_to_rgb, preview_interval, sigma_normalized
-
 from tests.helpers import wait_until
 
 

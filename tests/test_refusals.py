@@ -3,11 +3,11 @@
 import uuid
 
 import pytest
+
 from seedgrid.shared.job import JobState
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.names import TASK_GENERATE, queue_for_model, queue_keys
 from seedgrid.shared.request import JobRequest, RequestError
-
 from tests.helpers import wait_until
 
 GOOD = dict(prompts=["a lighthouse"], seeds=[0], steps=2, width=64, height=64)

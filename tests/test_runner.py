@@ -7,6 +7,7 @@ no pipeline and no worker process; the tests with real worker processes cover th
 import uuid
 
 import pytest
+
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
 from seedgrid.shared.jobstore import JobStore

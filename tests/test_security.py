@@ -4,6 +4,7 @@ import subprocess
 import sys
 
 import pytest
+
 from seedgrid.shared.redis_conn import UnsafeRedisURL, celery_tls_options, check_redis_url, tls_options
 
 

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from seedgrid.shared.request import JobRequest
 from seedgrid.worker.engine import PipelineEngine
 from seedgrid.worker.models.loading import load_pipeline

@@ -16,6 +16,7 @@ from pathlib import Path
 import psutil
 import pytest
 import redis
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
@@ -29,7 +30,6 @@ from seedgrid.worker.supervisor import (
     parse_gpus,
     start_private_redis,
 )
-
 from tests.conftest import TEST_VISIBILITY_TIMEOUT, WorkerFactory
 from tests.helpers import wait_until
 

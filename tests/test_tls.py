@@ -12,11 +12,11 @@ import time
 
 import pytest
 import redis
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.job import JobState
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest
-
 from tests.conftest import WorkerFactory
 
 PASSWORD = "tls-test-password"

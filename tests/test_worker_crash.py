@@ -7,7 +7,6 @@ from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
-
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
 

@@ -2,39 +2,42 @@
 
 import argparse
 import logging
-import os
 import re
 import socket
 import sys
 
-from seedgrid.shared.names import queue_for_model
+from seedgrid.shared.names import DEFAULT_QUEUE, queue_for_model
+from seedgrid.shared.settings import SettingsError, get_settings
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
     parser = parser or argparse.ArgumentParser(prog="seedgrid worker", description=__doc__)
+    settings = get_settings()
     parser.add_argument(
         "--model",
-        default=os.environ.get("SEEDGRID_MODEL", "tiny"),
+        default=settings.model,
         help="'tiny' (built in), a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5, "
         "a local diffusers folder, or a .safetensors file (default: %(default)s)",
     )
     parser.add_argument(
         "--redis",
-        default=os.environ.get("SEEDGRID_REDIS_URL"),
+        default=settings.redis_url,
         help="Redis URL (default: $SEEDGRID_REDIS_URL, else a private Redis started here)",
     )
     parser.add_argument(
         "--device",
         choices=["cuda", "cpu"],
-        default=os.environ.get("SEEDGRID_DEVICE"),
+        default=settings.device,
         help="where the pipeline runs (default: cuda when available)",
     )
     parser.add_argument(
         "--vae",
-        default=os.environ.get("SEEDGRID_VAE"),
+        default=settings.vae,
         help="a better VAE, e.g. stabilityai/sd-vae-ft-mse (hub id, folder or .safetensors)",
     )
-    parser.add_argument("--max-batch", type=int, default=8, help="largest batch tried (halved on out of memory)")
+    parser.add_argument(
+        "--max-batch", type=int, default=settings.max_batch, help="largest batch tried (halved on out of memory)"
+    )
     parser.add_argument(
         "--turn-images",
         type=int,
@@ -45,6 +48,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--no-merge",
         dest="merge",
+        default=settings.merge,
         action="store_false",
         help="run each job in batches of its own, instead of filling a batch's spare room with "
         "compatible queued jobs (same model, size, steps, scheduler and guidance) of other "
@@ -52,7 +56,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     )
     parser.add_argument(
         "--speedups",
-        default=os.environ.get("SEEDGRID_SPEEDUPS", ""),
+        default=settings.speedups,
         help="comma-separated changes to the pipeline, off by default until a GPU benchmark shows "
         "they help: channels_last, fuse_qkv, compile (torch.compile of the UNet with CUDA "
         "graphs, warmed up at start at 512x512, batch 1 and --max-batch)",
@@ -77,7 +81,11 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
 
 
 def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) -> int:
-    args = args or build_parser().parse_args(argv)
+    try:
+        args = args or build_parser().parse_args(argv)
+    except SettingsError as exc:
+        print(f"seedgrid worker: {exc}", file=sys.stderr)
+        return 2
     if args.max_batch < 1:
         print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
         return 2
@@ -87,6 +95,9 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         speedups = parse_speedups(args.speedups)  # refused here, before a model loads or a supervisor starts
     except ValueError as exc:
         print(f"seedgrid worker: {exc}", file=sys.stderr)
+        return 2
+    if args.device == "cuda" and (problem := cuda_problem()):
+        print(f"seedgrid worker: --device cuda: {problem}", file=sys.stderr)  # before a model loads
         return 2
     logging.basicConfig(level=args.loglevel.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.gpus is not None:
@@ -109,6 +120,23 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     finally:
         if embedded:
             embedded.stop()
+
+
+def cuda_problem() -> str | None:
+    """Why this process cannot run a pipeline on CUDA, with what to do, or None when it can."""
+    import torch
+
+    if not torch.backends.cuda.is_built():
+        return (
+            f"this torch has no CUDA support (torch {torch.__version__}); "
+            "use --device cpu or install a CUDA build of torch"
+        )
+    if not torch.cuda.is_available():
+        return (
+            f"no CUDA GPU is usable (torch {torch.__version__}, CUDA {torch.version.cuda}); "
+            "use --device cpu, or check the NVIDIA driver and CUDA_VISIBLE_DEVICES"
+        )
+    return None
 
 
 def supervise_gpus(args: argparse.Namespace) -> int:
@@ -174,7 +202,8 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
                 "--prefetch-multiplier=1",
                 "--without-gossip",
                 "--without-mingle",
-                f"--queues={queue_for_model(model)}",
+                # The default queue too, read first: a task sent there by mistake is refused at once.
+                f"--queues={DEFAULT_QUEUE},{queue_for_model(model)}",
                 f"--hostname={node}@{socket.gethostname()}",
                 f"--loglevel={args.loglevel.upper()}",
             ]

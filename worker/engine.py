@@ -4,21 +4,19 @@ import copy
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import torch
 from diffusers import StableDiffusionPipeline
 from PIL import Image
-from seedgrid.shared.request import Item, JobRequest, RequestError
+
+from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.worker.cancel import JobCancelled
+from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, StepCallback
 from seedgrid.worker.preview import latents_to_rgb, preview_interval, sigma_normalized
 from seedgrid.worker.schedulers import compatible_scheduler_names, make_scheduler
 
 log = logging.getLogger(__name__)
-
-StepCallback = Callable[[int, int, Sequence[Item]], None]  # (step, steps, the batch being denoised)
-BatchCallback = Callable[[Sequence[Item], list[Image.Image | None]], None]
-PreviewCallback = Callable[[Sequence[Item], int, list[Image.Image]], None]  # (batch, step, one image per item)
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
@@ -49,10 +47,10 @@ class PipelineEngine:
     def run(
         self,
         request: JobRequest,
-        items: Sequence[Item],
-        on_step: StepCallback,
-        on_batch: BatchCallback,
-        on_preview: PreviewCallback | None = None,
+        items: Sequence[ItemT],
+        on_step: StepCallback[ItemT],
+        on_batch: BatchCallback[ItemT],
+        on_preview: PreviewCallback[ItemT] | None = None,
     ) -> None:
         """Generate `items` in batches that fit; out of memory halves the batch and retries."""
         pending = deque(_chunks(list(items), self.max_batch))
@@ -106,9 +104,9 @@ class PipelineEngine:
     def generate_batch(
         self,
         request: JobRequest,
-        batch: Sequence[Item],
-        on_step: StepCallback,
-        on_preview: PreviewCallback | None = None,
+        batch: Sequence[ItemT],
+        on_step: StepCallback[ItemT],
+        on_preview: PreviewCallback[ItemT] | None = None,
     ) -> list[Image.Image | None]:
         """Denoise one batch; None marks an image that stayed NaN or black."""
         pipe = self._pipeline_for(request)

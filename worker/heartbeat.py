@@ -4,6 +4,7 @@ import logging
 import threading
 
 import redis
+
 from seedgrid.shared import names
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.workers import HEARTBEAT_SECONDS, HEARTBEAT_TTL

@@ -4,6 +4,7 @@ import logging
 from collections.abc import Callable
 
 from seedgrid.shared.job import JobState
+from seedgrid.shared.names import queue_for_model
 from seedgrid.shared.request import RequestError, parse_request
 from seedgrid.worker.merging import Resend, give_back, take_in
 from seedgrid.worker.redis_retry import until_redis_returns
@@ -14,6 +15,8 @@ log = logging.getLogger(__name__)
 
 # Deliveries of one turn before a job that keeps killing its worker is failed instead of retried.
 MAX_DELIVERIES = 3
+CONTRACT = "docs/contract.md"
+NO_RECORD = f"job: no record in Redis (never written, or expired); write it before sending the task ({CONTRACT})"
 
 
 def finished(job_id: str, state: JobState, **extra) -> dict:
@@ -27,15 +30,19 @@ def run_job(
     turn: int = 0,
     requeue: Callable[[int], None] | None = None,
     resend: Resend | None = None,
+    queue: str | None = None,
 ) -> dict:
     """Run one turn of a job: one batch (or `runtime.turn_images` images), then `requeue` the rest.
 
     Turns let other clients' jobs in between the batches of a large job; each turn resumes
     from the images already stored, as a job redelivered after a worker died does. With
     `resend` (how a job's task is sent again), room left in the batch is filled with
-    compatible queued jobs of other clients (dynamic batching).
+    compatible queued jobs of other clients (dynamic batching). A delivery from any `queue` but
+    the one of the worker's model, or of a job with no record, is refused (see docs/contract.md).
     """
     store, engine = runtime.store, runtime.engine
+    if queue and queue != queue_for_model(engine.model_name):
+        return misrouted(runtime, job_id, raw_request, queue)
     current = store.status(job_id)
     if current is not None and current.merged_jobs and resend is not None:
         give_back(runtime, job_id, resend)
@@ -49,8 +56,12 @@ def run_job(
         engine.check(request)
     except RequestError as exc:
         log.warning("job %s refused: %s", job_id, exc)
-        store.finish(job_id, JobState.FAILED, str(exc))
+        if current is not None or not store.refuse(job_id, str(exc)):
+            store.finish(job_id, JobState.FAILED, str(exc))
         return finished(job_id, JobState.FAILED, error=str(exc))
+    if current is None and store.refuse(job_id, NO_RECORD):
+        log.warning("job %s refused: %s", job_id, NO_RECORD)
+        return finished(job_id, JobState.FAILED, error=NO_RECORD)
     if not runtime.pool.start_own(job_id, runtime.name, request):
         log.info("job %s runs in job %s's batch on another worker", job_id, current.merged_into if current else "?")
         return finished(job_id, JobState.RUNNING, merged_into=current.merged_into if current else "")
@@ -94,3 +105,22 @@ def run_job(
     until_redis_returns(store.finish, job_id, JobState.SUCCEEDED)
     runtime.jobs_done += 1
     return finished(job_id, JobState.SUCCEEDED, images=[record.model_dump() for record in store.images(job_id)])
+
+
+def misrouted(runtime: WorkerRuntime, job_id: str, raw_request: object, queue: str) -> dict:
+    """A task from another queue than its model's (Celery's default, when none was named): a queued job
+    fails saying where to send it; a job running elsewhere or finished is not touched."""
+    model = raw_request.get("model") if isinstance(raw_request, dict) else None
+    where = (
+        f"the queue of model {model[:80]!r} is {queue_for_model(model[:80])!r}"
+        if isinstance(model, str) and model
+        else f"the queue of a model is {queue_for_model('MODEL')!r}"
+    )
+    message = f"queue: the task was sent to {queue[:80]!r}, not to its model's queue; {where} ({CONTRACT})"
+    if runtime.store.refuse(job_id, message, queued_too=True):
+        log.warning("job %s refused: %s", job_id, message)
+        return finished(job_id, JobState.FAILED, error=message)
+    current = runtime.store.status(job_id)
+    state = current.state if current is not None else JobState.FAILED
+    log.warning("job %s: a second task on %r ignored; the job is %s", job_id, queue[:80], state.value)
+    return finished(job_id, state)

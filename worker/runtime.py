@@ -5,16 +5,14 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
 
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.mergepool import MergePool
 from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.settings import SettingsError, get_settings
 from seedgrid.shared.workers import WorkerInfo
+from seedgrid.worker.engine_api import Engine
 from seedgrid.worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
-
-if TYPE_CHECKING:
-    from seedgrid.worker.engine import PipelineEngine
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +21,7 @@ DEFAULT_MAX_BATCH = 8
 
 @dataclass
 class WorkerRuntime:
-    engine: "PipelineEngine | SimulatedEngine"
+    engine: Engine  # a PipelineEngine, or a SimulatedEngine
     store: JobStore
     name: str
     vae: str = ""
@@ -54,6 +52,7 @@ class WorkerRuntime:
         speedups: tuple[str, ...] = (),
     ) -> "WorkerRuntime":
         """Load the model in this process: call it in the process that runs jobs, never before a fork."""
+        engine: Engine
         if model == SIMULATED_MODEL_NAME:
             engine = SimulatedEngine(simulated_seconds, max_batch)
         else:
@@ -64,9 +63,10 @@ class WorkerRuntime:
             device = device or default_device()
             pipeline = load_pipeline(model, device, vae)
             apply_speedups(pipeline, speedups, device)
-            engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
+            pipeline_engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
+            engine = pipeline_engine
             if "compile" in speedups:
-                seconds = engine.warm_up(batches=sorted({1, max_batch}))
+                seconds = pipeline_engine.warm_up(batches=sorted({1, max_batch}))
                 log.info("warm-up of the compiled UNet at 512x512, batch 1 and %d: %.1f s", max_batch, seconds)
         store = JobStore(connect(redis_url, health_check_interval=30))
         return cls(
@@ -81,14 +81,16 @@ class WorkerRuntime:
     @classmethod
     def from_env(cls) -> "WorkerRuntime":
         """For a worker started with plain `celery -A worker.celery_app worker`."""
-        env = os.environ
+        settings = get_settings()
+        if not settings.redis_url:
+            raise SettingsError("SEEDGRID_REDIS_URL: not set; a worker started by celery needs it")
         return cls.load(
-            env["SEEDGRID_REDIS_URL"],
-            env.get("SEEDGRID_MODEL", "tiny"),
-            env.get("SEEDGRID_DEVICE"),
-            env.get("SEEDGRID_VAE"),
-            int(env.get("SEEDGRID_MAX_BATCH", DEFAULT_MAX_BATCH)),
-            merge=env.get("SEEDGRID_MERGE", "1") != "0",
+            settings.redis_url,
+            settings.model,
+            settings.device,
+            settings.vae,
+            settings.max_batch,
+            merge=settings.merge,
         )
 
     def info(self) -> WorkerInfo:

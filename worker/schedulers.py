@@ -1,6 +1,7 @@
 """Scheduler names of the contract mapped to diffusers scheduler classes and options."""
 
 from diffusers.schedulers.scheduling_utils import SchedulerMixin
+
 from seedgrid.shared.limits import SCHEDULER_NAMES
 
 # name -> (diffusers class name, options passed to from_config)

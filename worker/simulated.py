@@ -10,8 +10,10 @@ from collections import deque
 from collections.abc import Sequence
 
 from PIL import Image
+
 from seedgrid.shared.limits import SCHEDULER_NAMES
-from seedgrid.shared.request import Item, JobRequest, RequestError
+from seedgrid.shared.request import JobRequest, RequestError
+from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, StepCallback
 
 SIMULATED_MODEL_NAME = "simulated"
 
@@ -28,7 +30,14 @@ class SimulatedEngine:
         if request.model != self.model_name:
             raise RequestError("model", f"this worker serves {self.model_name!r}, not {request.model!r}")
 
-    def run(self, request: JobRequest, items: Sequence[Item], on_step, on_batch, on_preview=None) -> None:
+    def run(
+        self,
+        request: JobRequest,
+        items: Sequence[ItemT],
+        on_step: StepCallback[ItemT],
+        on_batch: BatchCallback[ItemT],
+        on_preview: PreviewCallback[ItemT] | None = None,
+    ) -> None:
         """A batch takes `seconds_per_image` per image, spread over its steps, like a GPU at fixed speed."""
         pending = deque(items[i : i + self.max_batch] for i in range(0, len(items), self.max_batch))
         while pending:

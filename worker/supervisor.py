@@ -21,6 +21,7 @@ import subprocess
 import sys
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from seedgrid.shared.embedded_redis import die_with_parent_preexec
@@ -69,15 +70,15 @@ def parse_gpus(spec: str, available: int) -> list[int]:
     return slots
 
 
-def cuda_visible_for_slot(slot: int, environ: dict | None = None) -> str:
+def cuda_visible_for_slot(slot: int, environ: Mapping[str, str] | None = None) -> str:
     """What CUDA_VISIBLE_DEVICES a child gets for torch's GPU number `slot` in this process.
 
     When this process already sees a subset (CUDA_VISIBLE_DEVICES=1,3), torch's GPU 0 is the
     first entry of that list, not physical GPU 0.
     """
-    environ = os.environ if environ is None else environ
-    visible = [entry.strip() for entry in environ.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
-    if "CUDA_VISIBLE_DEVICES" in environ and slot < len(visible):
+    env: Mapping[str, str] = os.environ if environ is None else environ
+    visible = [entry.strip() for entry in env.get("CUDA_VISIBLE_DEVICES", "").split(",") if entry.strip()]
+    if "CUDA_VISIBLE_DEVICES" in env and slot < len(visible):
         return visible[slot]
     return str(slot)
 
@@ -200,8 +201,9 @@ class Supervisor:
             self.device,
         )
 
-    def running(self) -> list[Slot]:
-        return [slot for slot in self.slots if slot.process is not None and slot.process.poll() is None]
+    def running(self) -> list[tuple[Slot, subprocess.Popen]]:
+        """The slots whose child is still running, each with that child."""
+        return [(slot, slot.process) for slot in self.slots if slot.process is not None and slot.process.poll() is None]
 
     def check(self, slot: Slot, now: float) -> None:
         """Notice an exit, schedule a restart with backoff, or give up on a slot that keeps crashing."""
@@ -264,14 +266,14 @@ class Supervisor:
     def stop(self, timeout: float | None = None) -> None:
         """SIGTERM every child (a warm shutdown), wait up to the timeout, then SIGKILL the rest."""
         timeout = self.stop_timeout if timeout is None else timeout
-        for slot in self.running():
-            slot.process.send_signal(signal.SIGTERM)
+        for _, process in self.running():
+            process.send_signal(signal.SIGTERM)
         deadline = time.monotonic() + timeout
         while self.running() and time.monotonic() < deadline and not self.kill_requested:
             time.sleep(POLL_S / 2)
-        for slot in self.running():
+        for slot, process in self.running():
             log.warning("%s: still running; killing it (its job comes back to the queue)", slot.name)
-            slot.process.kill()
+            process.kill()
         for slot in self.slots:
             if slot.process is not None:
                 slot.process.wait()

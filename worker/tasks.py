@@ -1,6 +1,7 @@
 """Celery tasks: thin wrappers that hand the job to the runner with the process's engine."""
 
 from celery import Task
+
 from seedgrid.shared.names import TASK_GENERATE, queue_for_model
 from seedgrid.worker.celery_app import app
 from seedgrid.worker.job_runner import run_job
@@ -30,11 +31,12 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
 
     def requeue(next_turn: int) -> None:
         """The rest of a large job goes to the back of its queue, at the priority it came with."""
+        model = request.get("model", "") if isinstance(request, dict) else ""  # a dict: run_job parsed it
         self.app.send_task(
             TASK_GENERATE,
             args=[job_id, request],
             kwargs={"turn": next_turn},
-            queue=delivery.get("routing_key") or queue_for_model(str(request.get("model", ""))),
+            queue=delivery.get("routing_key") or queue_for_model(str(model)),
             priority=delivery.get("priority"),
         )
 
@@ -49,5 +51,11 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
         )
 
     return run_job(
-        self.runtime, job_id, request, turn=int(turn) if isinstance(turn, int) else 0, requeue=requeue, resend=resend
+        self.runtime,
+        job_id,
+        request,
+        turn=int(turn) if isinstance(turn, int) else 0,
+        requeue=requeue,
+        resend=resend,
+        queue=str(delivery.get("routing_key") or ""),
     )

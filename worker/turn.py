@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from PIL import Image
+
 from seedgrid.shared.job import ImageRecord, JobState
 from seedgrid.shared.pngmeta import encode_png
 from seedgrid.shared.request import Item, JobRequest

@@ -1,18 +1,18 @@
 """`seedgrid workers`, `jobs`, `cancel` and `redis`: look at and steer a running system."""
 
 import argparse
-import os
 import signal
 import sys
 import time
 
 from seedgrid.client.api import SeedgridClient
-from seedgrid.shared.embedded_redis import EmbeddedRedis, join_hint
+from seedgrid.shared.embedded_redis import EmbeddedRedis, RedisUnavailable, join_hint, password_problem
+from seedgrid.shared.settings import get_settings
 
 
 def add_parsers(subparsers) -> None:
     redis_help = "Redis URL (default: $SEEDGRID_REDIS_URL)"
-    url = os.environ.get("SEEDGRID_REDIS_URL")
+    url = get_settings().redis_url
     p = subparsers.add_parser("workers", help="list online workers and the models they serve")
     p.add_argument("--redis", default=url, help=redis_help)
     p.set_defaults(run=list_workers, needs_redis=True)
@@ -25,8 +25,18 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--redis", default=url, help=redis_help)
     p.set_defaults(run=cancel, needs_redis=True)
     p = subparsers.add_parser("redis", help="run a private Redis in the foreground for other terminals to join")
-    p.add_argument("--port", type=int, default=None)
-    p.add_argument("--data-dir", default=None, help="keep data here, with append-only persistence")
+    p.add_argument(
+        "--port", type=int, default=None, help="1 to 65535 (default: the last run's with --data-dir, else free)"
+    )
+    p.add_argument(
+        "--data-dir",
+        default=None,
+        help="keep data here, with append-only persistence, and the password (mode 0600) and port, "
+        "so that a restart serves the same URL",
+    )
+    p.add_argument(
+        "--password", default=None, help="the password to require (default: the one kept in --data-dir, else random)"
+    )
     p.set_defaults(run=serve_redis)
 
 
@@ -35,21 +45,27 @@ def list_workers(args: argparse.Namespace) -> int:
         workers = client.workers()
     if not workers:
         print("no online workers")
+        return 0
+    print(f"{'NAME':28} {'HOST':16} {'DEVICE':28} {'MODEL':40} {'BATCH':8} {'STATE':16} JOBS DONE")
     for w in workers:
         state = f"busy ({w.current_job[:8]})" if w.busy else "idle"
         device = f"{w.device_name} {w.device_memory_gb:.1f} GB"
-        print(f"{w.name:28} {w.host:16} {device:28} {w.model:40} batch<={w.max_batch} {state:16} done {w.jobs_done}")
+        batch = f"batch<={w.max_batch}"
+        print(f"{w.name:28} {w.host:16} {device:28} {w.model:40} {batch:8} {state:16} done {w.jobs_done}")
     return 0
 
 
 def list_jobs(args: argparse.Namespace) -> int:
     with SeedgridClient(args.redis) as client:
-        for s in client.jobs(args.limit):
-            prompt = s.request.prompts[0][:40] if s.request else ""
-            print(
-                f"{s.job_id}  {s.state.value:9} {s.progress:4.0%}  {s.images_done}/{s.images_total}  "
-                f"{s.worker or '-':24} {prompt}"
-            )
+        jobs = client.jobs(args.limit)
+    if not jobs:
+        print("no jobs")
+        return 0
+    print(f"{'JOB':32}  {'STATE':9} {'DONE':4}  {'IMAGES':7}  {'WORKER':24} PROMPT")
+    for s in jobs:
+        prompt = s.request.prompts[0][:40] if s.request else ""
+        images = f"{s.images_done}/{s.images_total}"
+        print(f"{s.job_id}  {s.state.value:9} {s.progress:4.0%}  {images:7}  {s.worker or '-':24} {prompt}")
     return 0
 
 
@@ -65,10 +81,24 @@ def cancel(args: argparse.Namespace) -> int:
 
 
 def serve_redis(args: argparse.Namespace) -> int:
-    with EmbeddedRedis(port=args.port, data_dir=args.data_dir, appendonly=bool(args.data_dir)) as server:
-        print(join_hint(server.url), flush=True)
+    if args.port is not None and not 0 < args.port < 65536:
+        print(f"seedgrid redis: --port must be from 1 to 65535, not {args.port}", file=sys.stderr)
+        return 2
+    if args.password is not None and (problem := password_problem(args.password)):
+        print(f"seedgrid redis: --password {problem}", file=sys.stderr)
+        return 2
+    try:
+        server = EmbeddedRedis(
+            port=args.port, password=args.password, data_dir=args.data_dir, appendonly=bool(args.data_dir)
+        ).start()
+    except (OSError, RedisUnavailable) as exc:
+        where = f" with --data-dir {args.data_dir}" if args.data_dir else ""
+        print(f"seedgrid redis: could not start{where}: {str(exc).strip()}", file=sys.stderr)
+        return 1
+    with server:
         stop = []
-        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+        signal.signal(signal.SIGTERM, lambda *_: stop.append(1))  # before the URL is out: a stop may follow it
+        print(join_hint(server.url), flush=True)
         try:
             while not stop:
                 time.sleep(0.5)

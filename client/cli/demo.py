@@ -1,7 +1,6 @@
 """`seedgrid demo`: the guide's workflow through the queue: a batch of seeds, then refine one."""
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from seedgrid.client.cli.follow import run_to_folder
 from seedgrid.client.local import LocalStack
 from seedgrid.shared.job import JobState
 from seedgrid.shared.request import JobRequest
+from seedgrid.shared.settings import get_settings
 
 GUIDE_PROMPT = "portrait photo of a old warrior chief"
 GUIDE_STYLE = (
@@ -35,7 +35,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--model", default="tiny", help="model for the local worker (default: tiny, built in)")
     p.add_argument(
         "--redis",
-        default=os.environ.get("SEEDGRID_REDIS_URL"),
+        default=get_settings().redis_url,
         help="use this Redis and its workers instead of a private Redis and a local worker",
     )
     p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker")

@@ -1,17 +1,18 @@
 """`seedgrid generate`: one job from the command line, images and grid written to a folder."""
 
 import argparse
-import os
 import sys
 from pathlib import Path
 
-from seedgrid.client.api import SeedgridClient
+from seedgrid.client.api import JobTimeout, SeedgridClient
+from seedgrid.client.cli.fetch import fetch_command
 from seedgrid.client.cli.follow import run_to_folder
 from seedgrid.client.cli.request_args import add_request_options, request_from_args
 from seedgrid.client.local import LocalStack
 from seedgrid.shared.job import JobState
 from seedgrid.shared.names import PRIORITIES
 from seedgrid.shared.request import JobRequest, RequestError
+from seedgrid.shared.settings import get_settings
 
 
 def add_parser(subparsers) -> None:
@@ -24,9 +25,7 @@ def add_parser(subparsers) -> None:
     add_request_options(p)
     p.add_argument("--out", type=Path, default=Path("seedgrid-out"), help="folder for the PNGs (default: %(default)s)")
     p.add_argument("--grid", action="store_true", help="also write OUT/grid.png")
-    p.add_argument(
-        "--redis", default=os.environ.get("SEEDGRID_REDIS_URL"), help="Redis URL (default: $SEEDGRID_REDIS_URL)"
-    )
+    p.add_argument("--redis", default=get_settings().redis_url, help="Redis URL (default: $SEEDGRID_REDIS_URL)")
     p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker, when one is started")
     p.add_argument("--queue-anyway", action="store_true", help="queue even if no online worker serves the model")
     p.add_argument(
@@ -35,7 +34,12 @@ def add_parser(subparsers) -> None:
         default="normal",
         help="high jumps ahead of normal and low jobs in the queue (default: normal)",
     )
-    p.add_argument("--timeout", type=float, default=None, help="give up waiting after this many seconds")
+    p.add_argument("--timeout", type=float, default=None, help="stop waiting after this many seconds (the job goes on)")
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="queue the job, print its id and exit; `seedgrid fetch JOB_ID` writes its images later",
+    )
     p.set_defaults(run=run)
 
 
@@ -45,8 +49,17 @@ def run(args: argparse.Namespace) -> int:
     except RequestError as exc:
         print(f"seedgrid generate: {exc}", file=sys.stderr)
         return 2
+    if args.detach and not args.redis:
+        print(
+            "seedgrid generate: --detach needs a shared Redis (set SEEDGRID_REDIS_URL or pass --redis): "
+            "a private one stops when this command exits",
+            file=sys.stderr,
+        )
+        return 2
     with LocalStack(args.redis) as stack:
         client = stack.enter_context(SeedgridClient(stack.redis_url))
+        if args.detach:
+            return detach(client, request, args)
         if stack.embedded:
             worker = stack.start_worker(request.model, args.device)
             client.wait_for_worker(request.model, alive=worker.alive)
@@ -58,7 +71,22 @@ def run(args: argparse.Namespace) -> int:
             queue_anyway=args.queue_anyway,
             timeout=args.timeout,
             priority=args.priority,
+            shared=not stack.embedded,
         )
+
+
+def detach(client: SeedgridClient, request: JobRequest, args: argparse.Namespace) -> int:
+    try:
+        job_id = client.submit(request, require_worker=not args.queue_anyway, priority=args.priority)
+    except RequestError as exc:
+        print(f"seedgrid generate: {exc}", file=sys.stderr)
+        return 2
+    print(job_id)
+    print(
+        f"queued; to write its images once it has finished: {fetch_command(job_id, args.out, args.grid)}",
+        file=sys.stderr,
+    )
+    return 0
 
 
 def follow_and_save(
@@ -69,7 +97,9 @@ def follow_and_save(
     queue_anyway: bool = False,
     timeout: float | None = None,
     priority: str = "normal",
+    shared: bool = True,
 ) -> int:
+    """`shared`: the Redis outlives this command, so a job it stops waiting for can be fetched later."""
     try:
         status, saved = run_to_folder(
             client, request, out, "job", grid_name, require_worker=not queue_anyway, timeout=timeout, priority=priority
@@ -77,6 +107,14 @@ def follow_and_save(
     except RequestError as exc:
         print(f"seedgrid generate: {exc}", file=sys.stderr)
         return 2
+    except JobTimeout as exc:
+        later = (
+            f"it goes on: {fetch_command(exc.job_id, out, grid_name is not None)} once it has finished"
+            if shared
+            else "the private Redis stops with this command, and the job with it"
+        )
+        print(f"seedgrid generate: {exc}; {later}", file=sys.stderr)
+        return 1
     for path in saved.paths:
         print(path)
     if saved.grid_path:

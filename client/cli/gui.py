@@ -2,14 +2,14 @@
 
 import argparse
 import importlib.util
-import os
 import sys
 
 from seedgrid.client.local import LocalStack
+from seedgrid.shared.settings import get_settings
 
 
 def add_parsers(subparsers) -> None:
-    url = os.environ.get("SEEDGRID_REDIS_URL")
+    url = get_settings().redis_url
     p = subparsers.add_parser("gui", help="open the desktop app (needs seedgrid[client])")
     p.add_argument(
         "--redis", default=url, help="Redis URL (default: $SEEDGRID_REDIS_URL, else the last one the app connected to)"

@@ -3,6 +3,7 @@
 import sys
 
 from PySide6.QtWidgets import QApplication
+
 from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.client.gui.settings import remember_redis_url
 
@@ -16,7 +17,12 @@ def run_app(redis_url: str, model: str | None = None, remember: bool = False) ->
     if model:
         window.compose.model.setEditText(model)
     if remember:
-        window.backend.connection_changed.connect(lambda ok, _msg: ok and remember_redis_url(redis_url))
+
+        def remember_once_connected(ok: bool, _message: str) -> None:
+            if ok:
+                remember_redis_url(redis_url)
+
+        window.backend.connection_changed.connect(remember_once_connected)
     window.show()
     try:
         return app.exec()

@@ -5,6 +5,7 @@ import time
 import redis
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.job import JobStatus
 from seedgrid.shared.request import RequestError
@@ -36,6 +37,13 @@ class Backend(QObject):
         self._fetched: dict[str, set[int]] = {}
         self._preview_steps: dict[tuple[str, int], int] = {}
 
+    @property
+    def api(self) -> SeedgridClient:
+        """The client, made by start(): every other slot runs after it on the backend thread."""
+        if self.client is None:
+            raise RuntimeError("Backend.start() has not run")
+        return self.client
+
     @Slot()
     def start(self) -> None:
         self.client = SeedgridClient(self.redis_url, self.client_id)
@@ -54,7 +62,7 @@ class Backend(QObject):
     @Slot(object)
     def submit(self, request) -> None:
         try:
-            job_id = self.client.submit(request)
+            job_id = self.api.submit(request)
         except RequestError as exc:
             self.submit_failed.emit(exc.field, str(exc))
             return
@@ -69,7 +77,7 @@ class Backend(QObject):
     @Slot(str)
     def cancel(self, job_id: str) -> None:
         try:
-            self.client.cancel(job_id)
+            self.api.cancel(job_id)
         except (redis.RedisError, OSError, KeyError) as exc:
             self.connection_changed.emit(False, f"cancel failed: {exc}")
         self.poll()
@@ -79,7 +87,7 @@ class Backend(QObject):
         try:
             if time.monotonic() - self._workers_at > WORKERS_EVERY_S:
                 self._workers_at = time.monotonic()
-                self.workers_changed.emit(self.client.workers())
+                self.workers_changed.emit(self.api.workers())
             for job_id in list(self._active):
                 self._poll_job(job_id)
         except (redis.RedisError, OSError) as exc:
@@ -92,16 +100,16 @@ class Backend(QObject):
             self.connection_changed.emit(True, "connected")
 
     def _poll_job(self, job_id: str) -> None:
-        status = self.client.status(job_id)
+        status = self.api.status(job_id)
         if status != self._active[job_id]:
             self._active[job_id] = status
             self.job_changed.emit(status)
         fetched = self._fetched[job_id]
-        records = self.client.images(job_id)
+        records = self.api.images(job_id)
         for record in records:
             if record.index in fetched:
                 continue
-            png = self.client.image_png(job_id, record.index)
+            png = self.api.image_png(job_id, record.index)
             fetched.add(record.index)
             self.image_ready.emit(job_id, record.index, QImage.fromData(png), png)
         if not status.state.finished:
@@ -112,7 +120,7 @@ class Backend(QObject):
     def _poll_previews(self, job_id: str, status: JobStatus, fetched: set[int]) -> None:
         in_flight = [i for i in range(status.images_total) if i not in fetched][: max(1, status.batch_size)]
         for index in in_flight:
-            found = self.client.preview(job_id, index)
+            found = self.api.preview(job_id, index)
             if found and found[0] > self._preview_steps.get((job_id, index), 0):
                 self._preview_steps[(job_id, index)] = found[0]
                 self.preview_ready.emit(job_id, index, found[0], QImage.fromData(found[1]))

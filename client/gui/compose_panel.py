@@ -13,6 +13,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
 from seedgrid.shared import limits as L
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
@@ -23,7 +24,7 @@ ERROR_STYLE = "color: #c62828;"
 class ComposePanel(QWidget):
     generate_requested = Signal(object)  # a valid JobRequest
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.prompt = QPlainTextEdit(placeholderText="portrait photo of a old warrior chief")
         self.prompt.setFixedHeight(80)
@@ -54,11 +55,11 @@ class ComposePanel(QWidget):
             ("seeds", "Seeds", self.seeds),
         ]:
             form.addRow(label, widget)
-            error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE, visible=False)
+            error = _error_label()
             error.setObjectName(f"error_{field}")
             self.errors[field] = error
             form.addRow("", error)
-        self.general_error = QLabel(wordWrap=True, styleSheet=ERROR_STYLE, visible=False)
+        self.general_error = _error_label()
         layout = QVBoxLayout(self)
         layout.addLayout(form)
         layout.addWidget(self.general_error)
@@ -146,6 +147,14 @@ class ComposePanel(QWidget):
         self.scheduler.addItems(schedulers)
         if current in schedulers:
             self.scheduler.setCurrentText(current)
+
+
+def _error_label() -> QLabel:
+    """A hidden line for a field's error, shown by show_error."""
+    label = QLabel(wordWrap=True)
+    label.setStyleSheet(ERROR_STYLE)
+    label.setVisible(False)
+    return label
 
 
 def _spin(low: int, high: int, value: int, step: int = 1) -> QSpinBox:

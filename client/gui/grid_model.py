@@ -1,7 +1,8 @@
 """One job as a grid: prompts are rows, seeds are columns; cells fill in as images arrive."""
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QImage
+
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import Item, JobRequest
 
@@ -43,7 +44,7 @@ class GridModel(QAbstractTableModel):
     def item_at(self, row: int, col: int) -> Item:
         return self.items[row * len(self.request.seeds) + col]
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         item = self.item_at(index.row(), index.column())

@@ -3,6 +3,7 @@
 from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate, QTableView
+
 from seedgrid.client.gui.grid_model import ImageRole, ItemRole, PreviewRole, ProgressRole
 
 PLACEHOLDER = QColor(70, 70, 70)

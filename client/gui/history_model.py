@@ -1,20 +1,21 @@
 """Every grid of the session, newest first, so grids can be compared."""
 
-from PySide6.QtCore import QAbstractListModel, QModelIndex, Qt
+from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+
 from seedgrid.client.gui.grid_model import GridModel
 
 GridRole = Qt.ItemDataRole.UserRole + 1
 
 
 class HistoryModel(QAbstractListModel):
-    def __init__(self, parent=None):
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.grids: list[GridModel] = []
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.grids)
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         grid = self.grids[index.row()]

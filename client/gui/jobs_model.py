@@ -2,7 +2,8 @@
 
 import time
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+
 from seedgrid.client.gui.table_model import RowsTableModel
 from seedgrid.shared.job import JobStatus
 
@@ -16,7 +17,7 @@ class JobsModel(RowsTableModel):
     def jobs(self) -> list[JobStatus]:
         return self.rows
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():
             return None
         job = self.rows[index.row()]

@@ -21,6 +21,7 @@ from PySide6.QtWidgets import (
     QVBoxLayout,
     QWidget,
 )
+
 from seedgrid.client.gui.backend import Backend
 from seedgrid.client.gui.compose_panel import ComposePanel
 from seedgrid.client.gui.grid_model import GridModel, PngRole
@@ -33,9 +34,9 @@ from seedgrid.client.gui.refine_dialog import RefineDialog
 from seedgrid.client.gui.workers_model import WorkersModel
 from seedgrid.shared import limits as L
 from seedgrid.shared.grid import grid_for_job
-from seedgrid.shared.job import JobStatus
+from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.pngmeta import read_png_metadata
-from seedgrid.shared.request import RequestError, parse_request
+from seedgrid.shared.request import Item, RequestError, parse_request
 
 
 class MainWindow(QMainWindow):
@@ -78,7 +79,9 @@ class MainWindow(QMainWindow):
             action = toolbar.addAction(text)
             action.triggered.connect(slot)
             self.actions_by_name[name] = action
-        self.zoom = QSlider(Qt.Orientation.Horizontal, minimum=64, maximum=768, value=160)
+        self.zoom = QSlider(Qt.Orientation.Horizontal)
+        self.zoom.setRange(64, 768)
+        self.zoom.setValue(160)
         self.zoom.setMaximumWidth(160)
         self.zoom.valueChanged.connect(self.grid_view.set_cell_size)
         toolbar.addSeparator()
@@ -103,8 +106,8 @@ class MainWindow(QMainWindow):
         self._dock("Workers", _table(self.workers), Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.compose.generate_requested.connect(self.submit)
-        QShortcut(QKeySequence("Ctrl+Return"), self, activated=self.compose.submit)
-        QShortcut(QKeySequence("Ctrl+Enter"), self, activated=self.compose.submit)
+        for keys in ("Ctrl+Return", "Ctrl+Enter"):
+            QShortcut(QKeySequence(keys), self).activated.connect(self.compose.submit)
         self.grid_view.cell_activated.connect(self.show_image)
         self.resize(1400, 900)
 
@@ -115,10 +118,11 @@ class MainWindow(QMainWindow):
         self.addDockWidget(area, dock)
 
     def _start_backend(self, redis_url: str, client_id: str | None) -> None:
-        self.thread = QThread(self)
+        # not self.thread: that would hide QObject.thread()
+        self.backend_thread = QThread(self)
         self.backend = Backend(redis_url, client_id)
-        self.backend.moveToThread(self.thread)
-        self.thread.started.connect(self.backend.start)
+        self.backend.moveToThread(self.backend_thread)
+        self.backend_thread.started.connect(self.backend.start)
         self.submit_requested.connect(self.backend.submit)
         self.cancel_requested.connect(self.backend.cancel)
         self.backend.connection_changed.connect(self._connection_changed)
@@ -128,17 +132,17 @@ class MainWindow(QMainWindow):
         self.backend.job_changed.connect(self._job_changed)
         self.backend.image_ready.connect(self._image_ready)
         self.backend.preview_ready.connect(self._preview_ready)
-        self.thread.start()
+        self.backend_thread.start()
 
     def closeEvent(self, event) -> None:
         self.shutdown()
         super().closeEvent(event)
 
     def shutdown(self) -> None:
-        if self.thread.isRunning():
+        if self.backend_thread.isRunning():
             QMetaObject.invokeMethod(self.backend, "stop", Qt.ConnectionType.BlockingQueuedConnection)
-            self.thread.quit()
-            self.thread.wait(5000)
+            self.backend_thread.quit()
+            self.backend_thread.wait(5000)
 
     def _load_history(self) -> None:
         for job_id, request, pngs in reversed(self.history_store.load()):
@@ -158,7 +162,7 @@ class MainWindow(QMainWindow):
         self.current_grid = grid
         self.grid_view.setModel(grid)
 
-    def selected_item(self):
+    def selected_item(self) -> Item | None:
         cell = self.grid_view.selected_cell()
         if self.current_grid is None or cell is None:
             return None
@@ -166,7 +170,7 @@ class MainWindow(QMainWindow):
 
     def open_refine_dialog(self) -> RefineDialog | None:
         item = self.selected_item()
-        if item is None:
+        if item is None or self.current_grid is None:
             self.statusBar().showMessage("select a cell to refine", 3000)
             return None
         dialog = RefineDialog(item.prompt, item.seed, self)
@@ -207,15 +211,16 @@ class MainWindow(QMainWindow):
 
     def save_image_dialog(self) -> None:
         png = self.selected_png()
-        if png is None:
-            return
         item = self.selected_item()
+        if png is None or item is None:
+            return
         path, _ = QFileDialog.getSaveFileName(self, "Save image", f"seed{item.seed}.png", "PNG (*.png)")
         if path:
             Path(path).write_bytes(png)
 
     def save_grid(self, path: str | Path) -> None:
         grid = self.current_grid
+        assert grid is not None, "save_grid needs a grid on show"
         images = {i: Image.open(io.BytesIO(png)) for i, png in grid.pngs.items()}
         grid_for_job(grid.request, images).save(path)
 
@@ -253,6 +258,7 @@ class MainWindow(QMainWindow):
         return True
 
     def show_image(self, row: int, col: int) -> ImageDialog | None:
+        assert self.current_grid is not None, "cells are activated only on a grid on show"
         index = self.current_grid.index(row, col)
         png = index.data(PngRole)
         if png is None:
@@ -291,7 +297,10 @@ class MainWindow(QMainWindow):
         self.show_grid(grid)
         self.jobs.upsert(
             JobStatus(
-                job_id=job_id, state="queued", request=request, images_total=len(request.prompts) * len(request.seeds)
+                job_id=job_id,
+                state=JobState.QUEUED,
+                request=request,
+                images_total=len(request.prompts) * len(request.seeds),
             )
         )
 

@@ -1,6 +1,7 @@
 """Refine: the seed is pinned and the prompt varied, one prompt per line."""
 
 from PySide6.QtWidgets import QDialog, QDialogButtonBox, QLabel, QPlainTextEdit, QVBoxLayout
+
 from seedgrid.shared import limits as L
 
 
@@ -11,7 +12,9 @@ class RefineDialog(QDialog):
         self.seed = seed
         self.editor = QPlainTextEdit()
         self.editor.setPlainText(prompt)
-        self.error = QLabel(styleSheet="color: #c62828;", visible=False, wordWrap=True)
+        self.error = QLabel(wordWrap=True)
+        self.error.setStyleSheet("color: #c62828;")
+        self.error.setVisible(False)
         buttons = QDialogButtonBox(QDialogButtonBox.StandardButton.Ok | QDialogButtonBox.StandardButton.Cancel)
         buttons.accepted.connect(self.accept)
         buttons.rejected.connect(self.reject)

@@ -11,17 +11,23 @@ from pathlib import Path
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-from PySide6.QtCore import QEventLoop, QItemSelectionModel, QTimer  # noqa: E402
+from PySide6.QtCore import QCoreApplication, QEventLoop, QItemSelectionModel, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication  # noqa: E402
+
 from seedgrid.client.cli.demo import GUIDE_PROMPT  # noqa: E402
 from seedgrid.client.gui.main_window import MainWindow  # noqa: E402
 from seedgrid.client.local import LocalStack  # noqa: E402
 
 
-def wait_for(app: QApplication, condition, timeout_s: float) -> None:
+def wait_for(app: QCoreApplication, condition, timeout_s: float) -> None:
     loop = QEventLoop()
     timer = QTimer(interval=100)
-    timer.timeout.connect(lambda: condition() and loop.quit())
+
+    def quit_when_reached() -> None:
+        if condition():
+            loop.quit()
+
+    timer.timeout.connect(quit_when_reached)
     QTimer.singleShot(int(timeout_s * 1000), loop.quit)
     timer.start()
     loop.exec()
@@ -50,9 +56,9 @@ def main(argv: list[str] | None = None) -> int:
         c.height_box.setValue(args.size)
         c.submit()
         wait_for(app, lambda: window.current_grid is not None and window.current_grid.complete, 300)
-        window.grid_view.selectionModel().select(
-            window.current_grid.index(0, 1), QItemSelectionModel.SelectionFlag.ClearAndSelect
-        )
+        grid = window.current_grid
+        assert grid is not None  # the wait above returned only with a grid on show
+        window.grid_view.selectionModel().select(grid.index(0, 1), QItemSelectionModel.SelectionFlag.ClearAndSelect)
         window.zoom.setValue(104)
         wait_for(app, lambda: window.jobs.jobs and window.jobs.jobs[0].state.finished, 30)
         app.processEvents()

@@ -6,7 +6,7 @@ from PySide6.QtCore import QAbstractTableModel, QModelIndex, Qt
 class RowsTableModel(QAbstractTableModel):
     columns: tuple[str, ...] = ()
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.rows: list = []
 

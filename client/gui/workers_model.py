@@ -1,6 +1,7 @@
 """The online workers for the workers panel: host, GPU, model, busy or idle."""
 
-from PySide6.QtCore import QModelIndex, Qt
+from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
+
 from seedgrid.client.gui.table_model import RowsTableModel
 from seedgrid.shared.workers import WorkerInfo, served_models
 
@@ -12,7 +13,7 @@ class WorkersModel(RowsTableModel):
     def workers(self) -> list[WorkerInfo]:
         return self.rows
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
+    def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid() or role != Qt.ItemDataRole.DisplayRole:
             return None
         w = self.rows[index.row()]

@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 from diffusers import AutoencoderKL, StableDiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
+
 from seedgrid.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
 
 log = logging.getLogger(__name__)
