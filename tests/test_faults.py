@@ -12,7 +12,10 @@ from seedgrid.shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
 
-SMALL = dict(seeds=[0, 1], steps=3, width=64, height=64)
+# The workers here serve the simulated model: the same runner, Redis records and Celery settings as a
+# real model at a fixed time per image, and a worker boots in a second instead of ten.
+SMALL = dict(model="simulated", seeds=[0, 1], steps=3, width=64, height=64)
+FAST = {"model": "simulated", "extra_args": ["--simulated-seconds", "0.05"]}
 # Every turn here is far shorter than this, so a job is only redelivered when its worker died.
 FAULT_VISIBILITY_TIMEOUT = "4"
 KILLS = 12
@@ -55,7 +58,7 @@ def test_jobs_queued_across_a_redis_restart_run_afterwards(persistent_redis, wor
         jobs = [client.submit(JobRequest(prompts=[f"queued {i}"], **SMALL), require_worker=False) for i in range(3)]
     persistent_redis.stop()
     persistent_redis.start()
-    workers.start(name="after-restart")
+    workers.start(name="after-restart", **FAST)
     with SeedgridClient(persistent_redis.url) as client:
         for job_id in jobs:
             status = client.wait(job_id, timeout=120)
@@ -63,16 +66,16 @@ def test_jobs_queued_across_a_redis_restart_run_afterwards(persistent_redis, wor
 
 
 def test_a_ten_second_redis_outage_is_ridden_out_by_worker_and_client(persistent_redis, workers):
-    worker = workers.start(name="outage")
+    worker = workers.start(name="outage", model="simulated", extra_args=["--simulated-seconds", "3"])
     with SeedgridClient(persistent_redis.url) as client:
-        job_id = client.submit(JobRequest(prompts=["through the outage"], seeds=[0, 1], steps=150, width=64, height=64))
+        job_id = client.submit(JobRequest(prompts=["through the outage"], **{**SMALL, "steps": 150}))
         wait_until(lambda: client.status(job_id).state == JobState.RUNNING, timeout=60, message="the job to run")
         persistent_redis.stop()
         time.sleep(10)  # the outage itself
         persistent_redis.start()
         status = client.wait(job_id, timeout=120)  # the same client object, reconnecting by itself
         assert status.state == JobState.SUCCEEDED and [r.index for r in client.images(job_id)] == [0, 1]
-        assert client.wait_for_worker("tiny", timeout=60).name == worker.name  # its heartbeat is back
+        assert client.wait_for_worker("simulated", timeout=60).name == worker.name  # its heartbeat is back
         after = client.submit(JobRequest(prompts=["after the outage"], **SMALL))
         assert client.wait(after, timeout=120).state == JobState.SUCCEEDED
     assert worker.alive(), "the worker reconnected instead of dying"
@@ -110,9 +113,9 @@ def test_a_cancelled_queued_job_never_runs_even_when_workers_restart_between(per
     with SeedgridClient(persistent_redis.url) as client:
         job_id = client.submit(JobRequest(prompts=["never"], **SMALL), require_worker=False)
         assert client.cancel(job_id).state == JobState.CANCELLED
-        first = workers.start(name="restart-a")
+        first = workers.start(name="restart-a", **FAST)
         first.stop()
-        workers.start(name="restart-b")
+        workers.start(name="restart-b", **FAST)
         probe = client.submit(JobRequest(prompts=["probe"], **SMALL))
         assert client.wait(probe, timeout=120).state == JobState.SUCCEEDED
         final = client.status(job_id)

@@ -15,8 +15,12 @@ def test_kill_9_mid_job_reruns_on_another_worker_and_stores_each_image_once(tmp_
     with EmbeddedRedis() as redis_server:  # its own Redis: no other test's worker may take this job
         factory = WorkerFactory(redis_server.url, tmp_path)
         try:
-            first = factory.start(name="first", extra_args=["--max-batch", "2"])
-            request = JobRequest(prompts=["a crash test"], seeds=list(range(8)), steps=12, width=64, height=64)
+            # The simulated model (the same runner and stores as a real one, no torch) boots in a second.
+            args = {"model": "simulated", "extra_args": ["--max-batch", "2", "--simulated-seconds", "0.4"]}
+            first = factory.start(name="first", **args)
+            request = JobRequest(
+                model="simulated", prompts=["a crash test"], seeds=list(range(8)), steps=12, width=64, height=64
+            )
             with SeedgridClient(redis_server.url) as client:
                 job_id = client.submit(request)
                 # The job is the first worker's until it dies: only then does a second one come online.
@@ -32,7 +36,7 @@ def test_kill_9_mid_job_reruns_on_another_worker_and_stores_each_image_once(tmp_
                 first.process.send_signal(signal.SIGKILL)
                 first.process.wait(10)
                 made_before_kill = {r.index for r in client.images(job_id)}
-                second = factory.start(name="second", extra_args=["--max-batch", "2"])
+                second = factory.start(name="second", **args)
 
                 final = client.wait(job_id, timeout=120)
                 assert final.state == JobState.SUCCEEDED, final.error
