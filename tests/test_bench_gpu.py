@@ -1,5 +1,6 @@
 """bench.gpu's CPU path with the tiny model (what CI can run), and SD1.5's configs checked without allocating them."""
 
+import gc
 import json
 import subprocess
 from pathlib import Path
@@ -15,14 +16,25 @@ from bench.sd15_configs import (
     build_sd15_random,
     parameter_counts_on_meta,
 )
+from seedgrid.worker.speedups import SPEEDUPS
 
 ROOT = Path(__file__).resolve().parents[1]
-TINY = ["--model", "tiny", "--device", "cpu", "--steps", "2", "--size", "64", "--repeats", "1"]
+TINY = ["--model", "tiny", "--device", "cpu", "--steps", "1", "--size", "64", "--repeats", "1"]
 
 
-def test_tiny_cpu_run_prints_the_table_and_writes_the_json(tmp_path, capsys):
+@pytest.fixture(autouse=True)
+def frozen_heap():
+    """bench.gpu collects garbage before each timed call; over this process's heap (torch, diffusers, pytest)
+    a collection takes about half a second on a small CPU, most of these tests' time. Frozen, the heap already
+    here is left out of those collections; what the benchmark makes is still collected."""
+    gc.freeze()
+    yield
+    gc.unfreeze()
+
+
+def test_tiny_cpu_run_measures_both_sides_at_each_batch_and_writes_the_json(tmp_path, capsys):
     path = tmp_path / "gpu.json"
-    assert gpu.main(TINY + ["--batches", "1,2", "--probe-batch", "3", "--json", str(path)]) == 0
+    assert gpu.main(TINY + ["--batches", "1,2", "--probe-batch", "2", "--json", str(path)]) == 0
     printed = capsys.readouterr().out
     report = json.loads(path.read_text())
 
@@ -30,67 +42,55 @@ def test_tiny_cpu_run_prints_the_table_and_writes_the_json(tmp_path, capsys):
     assert report["args"]["batches"] == [1, 2] and report["args"]["model"] == "tiny"
     env = report["environment"]
     assert env["torch"] == torch.__version__ and env["diffusers"] and env["device_name"] and env["date"]
-    assert report["settings"]["flop_per_image"] is None
+    assert report["settings"]["flop_per_image"] is None  # no FLOP figure for tiny, so no datasheet fraction
+    assert report["sides"] == ["stock", "engine"]
     for side in ("stock", "engine"):
         assert report["load_s"][side] > 0 and report["warmup_s"][side] > 0
         assert 0 < report["weights_gib"][side] < 0.01
     assert [row["batch"] for row in report["batches"]] == [1, 2]
     for row in report["batches"]:
-        b = row["batch"]
         for side in ("stock", "engine"):
             m = row[side]
-            assert m["status"] == "ok" and len(m["times_s"]) == 1 and m["first_s"] > 0
-            assert m["s_per_image"] == pytest.approx(m["seconds"] / b)
-            assert m["images_per_s"] * m["s_per_image"] == pytest.approx(1.0)
-            assert m["unet_image_steps_per_s"] == pytest.approx(b * 2 / m["seconds"])
-            assert m["unet_evals_per_s"] == pytest.approx(2 * m["unet_image_steps_per_s"])  # guidance 7.5: CFG
+            assert m["status"] == "ok" and len(m["times_s"]) == 1 and m["first_s"] > 0 and m["images_per_s"] > 0
             assert m["peak_gib"] is None and m["fraction_of_datasheet"] is None  # no GPU, no FLOP figure
-        assert row["engine"]["bad_images"] == 0 and row["engine"]["max_batch_after"] == b
-        assert row["engine_over_stock"] == pytest.approx(row["engine"]["images_per_s"] / row["stock"]["images_per_s"])
+        # The engine made every image of the batch in one go, none NaN or black.
+        assert row["engine"]["bad_images"] == 0 and row["engine"]["max_batch_after"] == row["batch"]
+        assert row["engine_over_stock"] > 0
     probe = report["largest_engine_batch"]
-    assert probe["asked"] == 3 and probe["picked"] == 3 and probe["images"] == 3 and probe["bad_images"] == 0
+    assert probe["asked"] == 2 and probe["picked"] == 2 and probe["images"] == 2 and probe["bad_images"] == 0
     assert report["skipped"] == [] and report["elapsed_s"] > 0
 
-    assert "| batch | side | s/img | img/s | UNet steps/s | peak GiB | % of 990 | % of 790 | x stock |" in printed
+    # The printed table has a row per batch size and side, and claims no share of a datasheet off a GPU.
     table_rows = [line for line in printed.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
     assert len(table_rows) == 4 and all("n/a" in line for line in table_rows)
-    assert "largest batch the engine picks itself: 3" in printed
 
 
 def test_variants_are_measured_as_more_engine_sides_against_stock(tmp_path, capsys):
     path = tmp_path / "gpu.json"
-    assert (
-        gpu.main(
-            TINY
-            + [
-                "--batches",
-                "1",
-                "--probe-batch",
-                "0",
-                "--variants",
-                "fuse_qkv,channels_last+fuse_qkv",
-                "--json",
-                str(path),
-            ]
-        )
-        == 0
-    )
+    argv = TINY + ["--batches", "1", "--probe-batch", "0", "--variants", "channels_last+fuse_qkv", "--json", str(path)]
+    assert gpu.main(argv) == 0
     report = json.loads(path.read_text())
-    names = ["stock", "engine", "engine+fuse_qkv", "engine+channels_last+fuse_qkv"]
-    assert report["sides"] == names and report["args"]["variants"] == [["fuse_qkv"], ["channels_last", "fuse_qkv"]]
+    names = ["stock", "engine", "engine+channels_last+fuse_qkv"]
+    assert report["sides"] == names and report["args"]["variants"] == [["channels_last", "fuse_qkv"]]
     [row] = report["batches"]
     assert sorted(row["over_stock"]) == sorted(names[1:])
     for name in names[1:]:
-        assert row[name]["status"] == "ok" and row[name]["bad_images"] == 0
-        assert row["over_stock"][name] == pytest.approx(row[name]["images_per_s"] / row["stock"]["images_per_s"])
-    printed = capsys.readouterr().out
-    assert "| 1 | engine+channels_last+fuse_qkv |" in printed and "warm-up s (first call, batch 1): stock" in printed
+        assert row[name]["status"] == "ok" and row[name]["bad_images"] == 0 and row["over_stock"][name] > 0
+    assert "skipped" in report["largest_engine_batch"]  # --probe-batch 0
+    printed_sides = [
+        line.split("|")[2].strip() for line in capsys.readouterr().out.splitlines() if line.startswith("| 1 |")
+    ]
+    assert printed_sides == names
 
 
-def test_an_unknown_variant_is_refused_with_the_known_ones(capsys):
+def test_variants_are_sets_of_speedups_and_an_unknown_one_is_refused_with_the_known_ones(capsys):
+    args = gpu.parse_args(["--device", "cpu", "--variants", "fuse_qkv, channels_last+fuse_qkv"])
+    assert args.variants == [("fuse_qkv",), ("channels_last", "fuse_qkv")]
     with pytest.raises(SystemExit):
         gpu.parse_args(["--device", "cpu", "--variants", "turbo"])
-    assert "--variants: unknown turbo (known: channels_last, fuse_qkv, compile)" in capsys.readouterr().err
+    [error] = [line for line in capsys.readouterr().err.splitlines() if "error:" in line]
+    assert "--variants" in error and "--speedups" not in error and "turbo" in error
+    assert all(name in error for name in SPEEDUPS)
 
 
 def test_time_budget_skips_what_would_not_fit(tmp_path, capsys):
@@ -100,7 +100,8 @@ def test_time_budget_skips_what_would_not_fit(tmp_path, capsys):
     assert report["complete"] and report["batches"] == []
     assert [s.split(":")[0] for s in report["skipped"]] == ["batch 1", "batch 4", "largest-batch probe"]
     assert "skipped" in report["largest_engine_batch"]
-    assert "skipped: batch 4" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert all(reason in printed for reason in report["skipped"])  # the printed report says what it left out
 
 
 def test_out_of_memory_is_recorded_and_larger_batches_skipped():

@@ -9,6 +9,8 @@ import pytest
 
 from bench.merging import main
 
+MODES = (["merge"], ["alone"])
+
 
 def test_bad_arguments_are_refused_before_anything_starts(capsys):
     with pytest.raises(SystemExit):
@@ -19,22 +21,18 @@ def test_bad_arguments_are_refused_before_anything_starts(capsys):
 def test_merging_benchmark_runs_both_modes_and_their_images_agree(tmp_path, capsys):
     out = tmp_path / "merging.json"
     report = main(
-        ["--jobs", "4", "--clients", "2", "--rounds", "2", "--size", "64", "--steps", "2", "--json", str(out)]
+        ["--jobs", "4", "--clients", "2", "--rounds", "2", "--size", "64", "--steps", "1", "--json", str(out)]
     )
     assert json.loads(out.read_text()) == report
+    # Every job of both workers made its image, and the same seed gave the same image merged or alone.
     assert report["all_succeeded"] and report["max_pixel_difference"] <= 2
-    assert sorted((r["round"], r["mode"]) for r in report["rounds"]) == [
-        (1, "alone"),
-        (1, "merge"),
-        (2, "alone"),
-        (2, "merge"),
-    ]
-    assert [r["mode"] for r in report["rounds"]] == ["merge", "alone", "alone", "merge"]  # the order alternates
+    rounds = [(r["round"], r["mode"]) for r in report["rounds"]]
+    assert rounds == [(1, "merge"), (1, "alone"), (2, "alone"), (2, "merge")]  # the order alternates
     for row in report["rounds"]:
         assert row["images"] == 4 and row["images_per_second"] > 0
         assert (row["batches"] == 4) if row["mode"] == "alone" else (1 <= row["batches"] <= 4)
-    assert report["merge_over_alone"] > 0
-    assert "median images/s: merging" in capsys.readouterr().out
+    printed = [line.split()[:2] for line in capsys.readouterr().out.splitlines() if line.split()[1:2] in MODES]
+    assert printed == [[str(n), mode] for n, mode in rounds]  # a line per round as it ends
 
 
 def test_a_saved_random_model_folder_loads_as_a_worker_model(tmp_path):

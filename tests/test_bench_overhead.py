@@ -5,12 +5,13 @@ It checks the structure of the result, not the targets: timings are for the benc
 
 import json
 import math
+import shlex
 
 import pytest
 
 from bench.overhead import PNG_ENCODE_REPEATS, main, percentile
 
-JOBS, IMAGES = 3, 2
+JOBS, IMAGES, STEPS = 2, 2, 1
 ALWAYS_POSITIVE = [
     "direct_ms",
     "queue_ms",
@@ -45,12 +46,14 @@ def test_bad_arguments_are_refused_before_anything_starts(capsys):
 
 def test_overhead_benchmark_reports_sane_numbers(tmp_path, capsys):
     path = tmp_path / "overhead.json"
-    result = main(["--jobs", str(JOBS), "--images-per-job", str(IMAGES), "--warmup", "1", "--json", str(path)])
+    argv = ["--jobs", str(JOBS), "--images-per-job", str(IMAGES), "--steps", str(STEPS), "--warmup", "1"]
+    argv += ["--json", str(path)]
+    result = main(argv)
     out = capsys.readouterr().out
 
     assert json.loads(path.read_text()) == json.loads(json.dumps(result))
     config = result["config"]
-    assert (config["jobs"], config["images_per_job"], config["size"], config["steps"]) == (JOBS, IMAGES, 64, 2)
+    assert (config["jobs"], config["images_per_job"], config["size"], config["steps"]) == (JOBS, IMAGES, 64, STEPS)
 
     rounds = result["rounds"]
     assert len(rounds) == JOBS
@@ -67,19 +70,12 @@ def test_overhead_benchmark_reports_sane_numbers(tmp_path, capsys):
         assert s["n"] == (PNG_ENCODE_REPEATS * IMAGES if key == "png_encode_image_ms" else JOBS), key
     for key in ALWAYS_POSITIVE:
         assert stats[key]["p50"] > 0, key
-    assert stats["overhead_image_ms"]["p50"] == pytest.approx(stats["overhead_job_ms"]["p50"] / IMAGES)
-
-    targets = result["targets"]
-    assert targets["overhead_job_p50_ms"]["value"] == stats["overhead_job_ms"]["p50"]
-    assert targets["overhead_image_p50_ms"]["value"] == stats["overhead_image_ms"]["p50"]
-    assert all(isinstance(t["pass"], bool) for t in targets.values())
 
     commands = result["redis_commands_per_job"]
     assert commands["hgetall"] >= 1 and commands["hset"] >= 1  # the client's polls, the worker's records
 
     env = result["environment"]
-    assert env["cpus"] >= 1 and env["python"] and env["torch"] and "--jobs 3" in env["command"]
-    assert "OMP_NUM_THREADS=1" in out and "poll interval 5 ms" in out
-    for label in ("overhead per job p50", "overhead per image p50"):
-        line = next(line for line in out.splitlines() if line.startswith(label))
-        assert line.endswith(("PASS", "MISS"))
+    assert env["cpus"] >= 1 and env["python"] and env["torch"] and shlex.split(env["command"])[3:] == argv
+    # The printed verdicts are the JSON's.
+    verdicts = ["PASS" if t["pass"] else "MISS" for t in result["targets"].values()]
+    assert sorted(word for word in out.split() if word in ("PASS", "MISS")) == sorted(verdicts)

@@ -7,9 +7,11 @@ import shutil
 import stat
 import subprocess
 import sys
+import sysconfig
 import time
 import tomllib
 import zipfile
+from importlib import metadata
 from pathlib import Path
 
 import pytest
@@ -275,11 +277,46 @@ def test_flower_is_optional_and_uses_the_same_broker(compose):
     assert flower["environment"]["CELERY_BROKER_URL"] == REDIS_URL
 
 
+def fresh_clone_setup(command: str) -> tuple[list[list[str]], set[str]]:
+    """A README command that sets up a fresh clone: the argv of each `&&` step after seedgrid's install, and the
+    extras it installs. Checks that it is one line, makes a venv and activates it, then installs the tested torch
+    and only then seedgrid (left to resolve torch itself, pip may pick another build)."""
+    assert "\n" not in command and "\\" not in command, f"not one line to paste: {command}"
+    steps = [shlex.split(step) for step in command.split("&&")]
+    venvs = [i for i, argv in enumerate(steps) if argv[1:3] == ["-m", "venv"]]
+    assert venvs, f"makes no venv: {command}"
+    script = f"{steps[venvs[0]][3]}/bin/activate"
+    activates = [i for i, argv in enumerate(steps) if argv in ([".", script], ["source", script])]
+    installs = [
+        (i, argv[argv.index("install") + 1 :])
+        for i, argv in enumerate(steps)
+        if "pip" in argv[:3] and "install" in argv
+    ]
+    torches = [(i, r) for i, reqs in installs for r in reqs if re.match(r"torch\b", r)]
+    assert [r for _, r in torches] == [f"torch=={pinned()['torch']}"], command  # the version constraints.txt pins
+    projects = [
+        (i, set(m.group(1).split(",")))
+        for i, reqs in installs
+        for r in reqs
+        if (m := re.fullmatch(r"\.\[([\w,]+)\]", r))
+    ]
+    assert len(projects) == 1, f"not one install of the checkout with extras: {command}"
+    [(project, extras)] = projects
+    assert activates and venvs[0] < activates[0] < torches[0][0] < project, command
+    return steps[project + 1 :] or [[]], extras
+
+
 def test_readme_starts_with_the_demo_and_the_test_command(readme_commands):
+    """A new user's first two commands: the demo, then the tests, each from a fresh clone."""
     demo, tests = readme_commands[:2]
-    setup = "python3 -m venv .venv && . .venv/bin/activate && pip install torch==2.13.0 && "
-    assert demo == setup + "pip install -e '.[worker]' && seedgrid demo --out demo-out"
-    assert tests == setup + "pip install -e '.[worker,client,dev]' && python -m pytest"
+    from seedgrid.client.cli.main import build_parser
+
+    after, extras = fresh_clone_setup(demo)
+    assert "worker" in extras and after[-1][:2] == ["seedgrid", "demo"]
+    assert build_parser().parse_args(after[-1][1:]).command == "demo"  # options that `seedgrid demo` takes
+    after, extras = fresh_clone_setup(tests)
+    # The tests start workers (worker), the desktop app (client) and run on pytest and its plugins (dev).
+    assert {"worker", "client", "dev"} <= extras and "pytest" in after[-1][:3]
 
 
 def test_ci_runs_the_readme_test_command_verbatim(readme_commands):
@@ -303,3 +340,16 @@ def test_seedgrid_help_lists_every_subcommand():
     assert result.returncode == 0, result.stderr
     listed = set(re.findall(r"^ {4}(\w+)", result.stdout, re.M))
     assert set(SUBCOMMANDS) <= listed, result.stdout
+
+
+def test_the_installed_distribution_names_one_top_level_package(tmp_path):
+    # As pip installed it into the environment (not the egg-info an editable build leaves in the checkout).
+    (seedgrid,) = metadata.distributions(name="seedgrid", path=[sysconfig.get_paths()["purelib"]])
+    assert (seedgrid.read_text("top_level.txt") or "").split() == ["seedgrid"]
+    # From a folder outside the checkout, only seedgrid.* imports.
+    probe = "import importlib.util as u; print(*[n for n in sys.argv[1:] if u.find_spec(n)])"
+    names = ["shared", "worker", "client", "seedgrid.shared", "seedgrid.worker", "seedgrid.client"]
+    found = subprocess.run(
+        [sys.executable, "-c", f"import sys; {probe}", *names], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert found.stdout.split() == ["seedgrid.shared", "seedgrid.worker", "seedgrid.client"], found.stderr
