@@ -17,6 +17,7 @@ from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.job import JobState
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest
+from seedgrid.shared.settings import get_settings
 from tests.conftest import WorkerFactory
 
 PASSWORD = "tls-test-password"
@@ -147,6 +148,7 @@ def test_a_job_runs_over_tls_and_an_unknown_ca_is_refused(tls_redis, tmp_path, m
         connect(url, socket_connect_timeout=3).ping()  # the server is always verified
 
     monkeypatch.setenv("SEEDGRID_REDIS_CA", str(ca))  # the worker process inherits it
+    get_settings.cache_clear()  # this process read its settings above, without the CA
     factory = WorkerFactory(url, tmp_path)
     try:
         worker = factory.start(name="over-tls")
