@@ -51,6 +51,7 @@ class JobStatus(BaseModel):
     priority: int = 3
     merged_into: str = ""  # the job whose GPU batch this job ran in, if it shared one
     merged_jobs: int = 0  # jobs this job's current batch took in from other clients
+    lost_worker: str = ""  # the worker that stopped while running this job; another took it over
     error: str = ""
     submitted_at: float = 0.0
     started_at: float = 0.0

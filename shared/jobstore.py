@@ -9,7 +9,8 @@ import redis
 from seedgrid.shared import names
 from seedgrid.shared.celery_config import result_ttl
 from seedgrid.shared.job import ImageRecord, JobState, JobStatus
-from seedgrid.shared.mergepool import LEASE_SECONDS, add_to_pool
+from seedgrid.shared.leases import lease_seconds
+from seedgrid.shared.mergepool import add_to_pool
 from seedgrid.shared.replies import data, text
 from seedgrid.shared.request import JobRequest
 from seedgrid.shared.workers import WorkerInfo
@@ -107,9 +108,14 @@ class JobStore:
             self.redis.hincrby(key, "attempts", 1)
         return deliveries
 
-    def requeued(self, job_id: str) -> None:
+    def requeued(self, job_id: str, next_turn: int | None = None) -> None:
         """Between two turns of a large job: back in the queue, behind other clients' jobs."""
-        self.redis.hset(names.job_key(job_id), mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
+        key = names.job_key(job_id)
+        with self.redis.pipeline() as p:
+            p.hset(key, mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
+            if next_turn is not None:  # what a takeover sends if the worker stops before the next turn starts
+                p.hset(key, "turn", next_turn)
+            p.execute()
 
     def progress(
         self, jobs: list[tuple[str, int, int]], step: int, steps: int, leases: Sequence[str] = (), worker: str = ""
@@ -130,7 +136,7 @@ class JobStore:
                     },
                 )
             for job_id in leases:
-                p.set(names.job_lease_key(job_id), worker, ex=LEASE_SECONDS)
+                p.set(names.job_lease_key(job_id), worker, ex=lease_seconds())
             for job_id, _, _ in jobs:
                 p.exists(names.cancel_key(job_id))
             cancelled = p.execute()[len(jobs) + len(leases) :]

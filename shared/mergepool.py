@@ -8,30 +8,31 @@ without running. The claiming (host) job remembers what it took: if its worker d
 host's redelivery gives every unfinished claimed job back to the queue.
 """
 
+import json
 import time
 from typing import cast
 
 import redis
 
 from seedgrid.shared import names
+from seedgrid.shared.leases import expiry_ms, lease_seconds
 from seedgrid.shared.replies import text
 from seedgrid.shared.request import JobRequest
 
 MERGEABLE_MAX_IMAGES = 8
 # How long a claimed job's own delivery trusts the claim without a sign of life from its worker.
-LEASE_SECONDS = 60
 # Pool entries a claim looks at, per image of room.
 SCAN_PER_IMAGE = 4
 
-# KEYS: pool, host job hash, host merged set, then (job hash, cancel key, lease key) per candidate.
-# ARGV: room, worker, host id, lease ms, now, ttl, then the candidate ids.
+# KEYS: pool, host job hash, host merged set, leased set, then (job hash, cancel key, lease key) per candidate.
+# ARGV: room, worker, host id, lease ms, now, ttl, lease expiry (ms), then the candidate ids.
 # Returns [id, request JSON, priority, ...] for each job claimed, oldest of the best priority first.
 CLAIM_LUA = """
 local room = tonumber(ARGV[1])
 local claimed = {}
 local count = 0
-for i = 7, #ARGV do
-  local base = 3 + 3 * (i - 7)
+for i = 8, #ARGV do
+  local base = 4 + 3 * (i - 8)
   local job, cancel, lease = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
   local state = redis.call('HGET', job, 'state')
   local done = tonumber(redis.call('HGET', job, 'images_done') or '0')
@@ -47,6 +48,7 @@ for i = 7, #ARGV do
       redis.call('HSETNX', job, 'started_at', ARGV[5])
       redis.call('HSETNX', job, 'attempts', 1)
       redis.call('SET', lease, ARGV[2], 'PX', ARGV[4])
+      redis.call('ZADD', KEYS[4], ARGV[7], ARGV[i])
       redis.call('ZREM', KEYS[1], ARGV[i])
       redis.call('SADD', KEYS[3], ARGV[i])
       claimed[#claimed + 1] = ARGV[i]
@@ -63,17 +65,24 @@ end
 return claimed
 """
 
-# KEYS: job hash, lease key, pool. ARGV: job id, worker.
-# 0: another worker runs this job inside its batch right now; 1: this delivery runs it.
+# KEYS: job hash, lease key, pool, leased set. ARGV: job id, worker, turn, lease ms, lease expiry (ms).
+# 0: a live worker runs this job (its own delivery, or inside another job's batch), or the job was
+# taken over from a lost worker and has moved past this turn (the lost worker's message, late);
+# 1: this delivery runs it, and holds its lease.
 START_OWN_LUA = """
-local host = redis.call('HGET', KEYS[1], 'merged_into')
-if host and host ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
-redis.call('HSET', KEYS[1], 'state', 'started', 'worker', ARGV[2], 'merged_into', '')
+if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local recorded = tonumber(redis.call('HGET', KEYS[1], 'turn') or '0') or 0
+local lost = redis.call('HGET', KEYS[1], 'lost_worker')
+if lost and lost ~= '' and tonumber(ARGV[3]) < recorded then return 0 end
+redis.call('HSET', KEYS[1], 'state', 'started', 'worker', ARGV[2], 'merged_into', '', 'turn', ARGV[3])
+redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[4])
+redis.call('ZADD', KEYS[4], ARGV[5], ARGV[1])
 redis.call('ZREM', KEYS[3], ARGV[1])
 return 1
 """
 
-# KEYS: host job hash, host merged set, then (job hash, lease key) per member. ARGV: host id, member ids.
+# KEYS: host job hash, host merged set, then (job hash, lease key) per member, then the leased set.
+# ARGV: host id, member ids.
 # Returns [id, request JSON, priority, ...] for each unfinished member taken back from the host.
 RELEASE_LUA = """
 local given = {}
@@ -84,6 +93,7 @@ for i = 2, #ARGV do
   if state and not finished and redis.call('HGET', job, 'merged_into') == ARGV[1] then
     redis.call('HSET', job, 'state', 'queued', 'merged_into', '', 'worker', '', 'step', 0, 'batch_size', 0)
     redis.call('DEL', lease)
+    redis.call('ZREM', KEYS[#KEYS], ARGV[i])
     given[#given + 1] = ARGV[i]
     given[#given + 1] = redis.call('HGET', job, 'request')
     given[#given + 1] = redis.call('HGET', job, 'priority') or ''
@@ -137,24 +147,35 @@ class MergePool:
         candidates = [c for c in candidates if c != host_id]
         if not candidates:
             return []
-        keys = [pool, names.job_key(host_id), names.job_merged_key(host_id)]
+        keys = [pool, names.job_key(host_id), names.job_merged_key(host_id), names.leases_key(request.model)]
         for job_id in candidates:
             keys += [names.job_key(job_id), names.cancel_key(job_id), names.job_lease_key(job_id)]
-        lease_ms = LEASE_SECONDS * 1000
-        args: list[str | int | float] = [room, worker, host_id, lease_ms, time.time(), self.ttl, *candidates]
+        lease_ms = lease_seconds() * 1000
+        args: list[str | int | float] = [room, worker, host_id, lease_ms, time.time(), self.ttl, expiry_ms()]
+        args += candidates
         return _triples(self._claim(keys=keys, args=args))
 
-    def start_own(self, job_id: str, worker: str, request: JobRequest) -> bool:
-        """The job's own delivery: False while a live worker runs it inside another job's batch."""
-        keys = [names.job_key(job_id), names.job_lease_key(job_id), names.merge_pool_key(request.batch_key())]
-        return bool(self._start_own(keys=keys, args=[job_id, worker]))
+    def start_own(self, job_id: str, worker: str, request: JobRequest, turn: int = 0) -> bool:
+        """The job's own delivery takes the job's lease: False while a live worker runs it (a lease holds),
+        or for an earlier turn than the one a job taken over from a lost worker has reached."""
+        keys = [
+            names.job_key(job_id),
+            names.job_lease_key(job_id),
+            names.merge_pool_key(request.batch_key()),
+            names.leases_key(request.model),
+        ]
+        args: list[str | int] = [job_id, worker, turn, lease_seconds() * 1000, expiry_ms()]
+        return bool(self._start_own(keys=keys, args=args))
 
     def release(self, host_id: str) -> list[tuple[str, str, int | None]]:
         """Give back the unfinished jobs a host took into a batch that never ended (its worker died)."""
+        raw = self.redis.hget(names.job_key(host_id), "request")
+        model = str(json.loads(raw).get("model", "")) if raw else ""
         members = [text(m) for m in self.redis.smembers(names.job_merged_key(host_id))]
         keys = [names.job_key(host_id), names.job_merged_key(host_id)]
         for job_id in members:
             keys += [names.job_key(job_id), names.job_lease_key(job_id)]
+        keys.append(names.leases_key(model))
         return _triples(self._release(keys=keys, args=[host_id, *members]))
 
     def done(self, host_id: str) -> None:

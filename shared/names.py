@@ -65,8 +65,13 @@ def job_merged_key(job_id: str) -> str:
 
 
 def job_lease_key(job_id: str) -> str:
-    """String with expiry: the worker running this job inside another job's batch, renewed every step."""
+    """String with expiry: the worker running this job (its own or in another job's batch), renewed by a timer."""
     return f"{KEY_PREFIX}:job:{job_id}:lease"
+
+
+def leases_key(model: str) -> str:
+    """Sorted set: the leased jobs of one model, scored by when their lease runs out (ms since the epoch)."""
+    return f"{KEY_PREFIX}:leases:{model}"
 
 
 def merge_pool_key(batch_key: str) -> str:

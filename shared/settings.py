@@ -30,6 +30,13 @@ class Settings(BaseSettings):
     device: Literal["cuda", "cpu"] | None = Field(None, description="cuda or cpu")
     vae: str | None = Field(None, description="a VAE: a hub id, a folder or a .safetensors file")
     speedups: str = Field("", description="comma-separated speedups: channels_last, fuse_qkv, compile")
+    lease_seconds: int = Field(
+        10,
+        ge=1,
+        le=3600,
+        description="a whole number of seconds from 1 to 3600 (how long a running job's "
+        "lease lasts unrenewed before another worker takes the job over)",
+    )
     max_batch: int = Field(8, ge=1, le=256, description="a whole number from 1 to 256")
     merge: bool = Field(True, description="1 or 0 (true or false)")
 

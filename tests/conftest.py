@@ -60,9 +60,12 @@ def redis_url(redis_server) -> str:
 class WorkerFactory:
     """Start tiny-model worker processes on a Redis and stop them all at the end."""
 
-    def __init__(self, redis_url: str, log_dir, visibility_timeout: str = TEST_VISIBILITY_TIMEOUT):
+    def __init__(
+        self, redis_url: str, log_dir, visibility_timeout: str = TEST_VISIBILITY_TIMEOUT, env: dict | None = None
+    ):
         self.redis_url = redis_url
         self.visibility_timeout = visibility_timeout
+        self.env = env or {}
         self.log_dir = log_dir
         self.workers: list[LocalWorker] = []
 
@@ -77,7 +80,7 @@ class WorkerFactory:
             "cpu",
             log_path=log_path,
             extra_args=["--name", name, *(extra_args or [])],
-            env={"SEEDGRID_VISIBILITY_TIMEOUT": self.visibility_timeout},
+            env={"SEEDGRID_VISIBILITY_TIMEOUT": self.visibility_timeout, **self.env},
         )
         worker.name, worker.log_path = name, log_path
         self.workers.append(worker)

@@ -18,6 +18,8 @@ SMALL = dict(model="simulated", seeds=[0, 1], steps=3, width=64, height=64)
 FAST = {"model": "simulated", "extra_args": ["--simulated-seconds", "0.05"]}
 # Every turn here is far shorter than this, so a job is only redelivered when its worker died.
 FAULT_VISIBILITY_TIMEOUT = "4"
+# Leases lapse after this (renewed every 0.9 s): a killed worker's job is taken over within seconds.
+FAULT_LEASE_SECONDS = "3"
 KILLS = 12
 
 
@@ -48,7 +50,12 @@ def persistent_redis(tmp_path):
 
 @pytest.fixture
 def workers(persistent_redis, tmp_path):
-    factory = WorkerFactory(persistent_redis.url, tmp_path, visibility_timeout=FAULT_VISIBILITY_TIMEOUT)
+    factory = WorkerFactory(
+        persistent_redis.url,
+        tmp_path,
+        visibility_timeout=FAULT_VISIBILITY_TIMEOUT,
+        env={"SEEDGRID_LEASE_SECONDS": FAULT_LEASE_SECONDS},
+    )
     yield factory
     factory.stop_all()
 

@@ -164,8 +164,9 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
     from seedgrid.shared.embedded_redis import redact
     from seedgrid.worker.celery_app import app
     from seedgrid.worker.heartbeat import Heartbeat
+    from seedgrid.worker.lease_keeper import LeaseKeeper
     from seedgrid.worker.runtime import WorkerRuntime
-    from seedgrid.worker.tasks import EngineTask
+    from seedgrid.worker.tasks import EngineTask, send_generate
 
     log = logging.getLogger("seedgrid.worker")
     log.info("loading %s on %s", args.model, args.device or "the default device")
@@ -190,6 +191,8 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
     heartbeat = Heartbeat(runtime, url)
     heartbeat.beat()
     heartbeat.start()
+    lease_keeper = LeaseKeeper(runtime, url, send_generate)
+    lease_keeper.start()
     model = runtime.engine.model_name
     log.info("serving %s on %s via %s", model, runtime.engine.device, redact(url))
     node = re.sub(r"[^A-Za-z0-9_.-]", "-", f"seedgrid-{runtime.name}")
@@ -209,5 +212,6 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
             ]
         )
     finally:
+        lease_keeper.stop()
         heartbeat.stop()
     return 0

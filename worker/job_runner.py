@@ -5,9 +5,9 @@ from collections.abc import Callable
 
 from seedgrid.shared.job import JobState
 from seedgrid.shared.names import queue_for_model
-from seedgrid.shared.request import RequestError, parse_request
+from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.worker.merging import Resend, give_back, take_in
-from seedgrid.worker.redis_retry import until_redis_returns
+from seedgrid.worker.redis_retry import if_redis_answers, until_redis_returns
 from seedgrid.worker.runtime import WorkerRuntime
 from seedgrid.worker.turn import TurnJob, run_turn
 
@@ -44,8 +44,6 @@ def run_job(
     if queue and queue != queue_for_model(engine.model_name):
         return misrouted(runtime, job_id, raw_request, queue)
     current = store.status(job_id)
-    if current is not None and current.merged_jobs and resend is not None:
-        give_back(runtime, job_id, resend)
     if current is not None and current.state.finished:  # a duplicate delivery of a finished job
         return finished(job_id, current.state)
     if store.is_cancelled(job_id):
@@ -62,10 +60,35 @@ def run_job(
     if current is None and store.refuse(job_id, NO_RECORD):
         log.warning("job %s refused: %s", job_id, NO_RECORD)
         return finished(job_id, JobState.FAILED, error=NO_RECORD)
-    if not runtime.pool.start_own(job_id, runtime.name, request):
-        log.info("job %s runs in job %s's batch on another worker", job_id, current.merged_into if current else "?")
-        return finished(job_id, JobState.RUNNING, merged_into=current.merged_into if current else "")
+    if not runtime.pool.start_own(job_id, runtime.name, request, turn):
+        # A live worker holds the job's lease (a second message of a job taken over, or one running inside
+        # another job's batch), or this is a lost worker's message of a turn already done. Acknowledged.
+        log.info("job %s is leased by a live worker or past turn %d; acknowledged without running", job_id, turn)
+        state = current.state if current is not None else JobState.RUNNING
+        return finished(job_id, state, merged_into=current.merged_into if current else "")
+    held = [job_id]
+    runtime.held.add(job_id)
+    try:
+        if current is not None and current.merged_jobs and resend is not None:
+            give_back(runtime, job_id, resend)
+        result = run_leased(runtime, job_id, request, turn, held, requeue, resend)
+    finally:
+        runtime.held.discard(*held)  # after an error, the lease lapses and a live worker takes the job over
+    if_redis_answers(runtime.leases.release, held, runtime.name)
+    return result
 
+
+def run_leased(
+    runtime: WorkerRuntime,
+    job_id: str,
+    request: JobRequest,
+    turn: int,
+    held: list[str],
+    requeue: Callable[[int], None] | None,
+    resend: Resend | None,
+) -> dict:
+    """The delivery of a job whose lease this worker holds (`held`: the jobs it holds leases on)."""
+    store, engine = runtime.store, runtime.engine
     deliveries = store.mark_started(job_id, runtime.name, turn)
     if deliveries > MAX_DELIVERIES:
         message = f"the job stopped its worker {deliveries - 1} times and is not tried again"
@@ -89,6 +112,8 @@ def run_job(
     jobs = [host]
     if runtime.merge and resend is not None and deliveries == 1:
         jobs += take_in(runtime, job_id, request, engine.max_batch - len(this_turn))
+        held += [job.job_id for job in jobs[1:]]
+        runtime.held.add(*held)
     run_turn(runtime, jobs)
     for job in jobs[1:]:
         if job.outcome is None:
@@ -99,7 +124,7 @@ def run_job(
     if host.outcome is not None:
         return finished(job_id, host.outcome, error=host.error)
     if len(this_turn) < len(pending):
-        until_redis_returns(store.requeued, job_id)
+        until_redis_returns(store.requeued, job_id, turn + 1)
         until_redis_returns(requeue, turn + 1)
         return finished(job_id, JobState.QUEUED, images_done=host.images_done)
     until_redis_returns(store.finish, job_id, JobState.SUCCEEDED)

@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass, field
 
 from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.leases import HeldLeases, Leases
 from seedgrid.shared.mergepool import MergePool
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.settings import SettingsError, get_settings
@@ -33,9 +34,12 @@ class WorkerRuntime:
     jobs_done: int = 0
     device_description: tuple[str, float] | None = None
     pool: MergePool = field(init=False)
+    leases: Leases = field(init=False)
+    held: HeldLeases = field(init=False, default_factory=HeldLeases)  # renewed by the LeaseKeeper thread
 
     def __post_init__(self) -> None:
         self.pool = MergePool(self.store.redis, self.store.ttl)
+        self.leases = Leases(self.store.redis, self.engine.model_name)
 
     @classmethod
     def load(

@@ -3,8 +3,10 @@
 from celery import Task
 
 from seedgrid.shared.names import TASK_GENERATE, queue_for_model
+from seedgrid.shared.settings import get_settings
 from seedgrid.worker.celery_app import app
 from seedgrid.worker.job_runner import run_job
+from seedgrid.worker.lease_keeper import LeaseKeeper
 from seedgrid.worker.runtime import WorkerRuntime
 
 
@@ -16,12 +18,26 @@ class EngineTask(Task):
     @property
     def runtime(self) -> WorkerRuntime:
         if EngineTask._runtime is None:
-            EngineTask._runtime = WorkerRuntime.from_env()
+            runtime = WorkerRuntime.from_env()
+            # A worker started with plain `celery worker` renews its leases too, or its jobs would be taken over.
+            LeaseKeeper(runtime, get_settings().redis_url or "", send_generate).start()
+            EngineTask._runtime = runtime
         return EngineTask._runtime
 
     @classmethod
     def install(cls, runtime: WorkerRuntime) -> None:
         cls._runtime = runtime
+
+
+def send_generate(job_id: str, request: dict, turn: int, priority: int | None) -> None:
+    """A job taken over from a worker that stopped goes back to its model's queue, at its own priority."""
+    app.send_task(
+        TASK_GENERATE,
+        args=[job_id, request],
+        kwargs={"turn": turn},
+        queue=queue_for_model(str(request.get("model", ""))),
+        priority=priority,
+    )
 
 
 @app.task(name=TASK_GENERATE, base=EngineTask, bind=True)

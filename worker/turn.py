@@ -45,7 +45,6 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
     store, engine, host = runtime.store, runtime.engine, jobs[0]
     by_id = {job.job_id: job for job in jobs}
     work = [JobItem(job_id=job.job_id, **item.model_dump()) for job in jobs for item in job.items]
-    leases = [job.job_id for job in jobs if job.merged]
     started, processed = time.time(), 0
 
     def live(batch: Sequence[JobItem]) -> dict[str, int]:
@@ -58,7 +57,7 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
     def on_step(step: int, steps: int, batch: Sequence[JobItem]) -> None:
         counts = live(batch)
         report = [(job_id, by_id[job_id].images_done, n) for job_id, n in counts.items()]
-        cancelled = if_redis_answers(store.progress, report, step, steps, leases, runtime.name, default=set())
+        cancelled = if_redis_answers(store.progress, report, step, steps, default=set())
         for job_id in cancelled:
             finish(by_id[job_id], JobState.CANCELLED)
         if all(job.outcome is not None for job in jobs):

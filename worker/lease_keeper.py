@@ -1,0 +1,75 @@
+"""A thread that renews the leases of the jobs this worker runs and takes over jobs whose lease lapsed.
+
+It runs apart from the GPU loop, on its own Redis connection with timeouts, so a long batch, decode
+or compile never lets a lease lapse, and a worker that is busy still rescues a dead worker's job:
+the job is sent again to its model's queue, where the first free worker resumes it.
+"""
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+
+import redis
+
+from seedgrid.shared.leases import Leases, renew_seconds
+from seedgrid.shared.redis_conn import connect
+from seedgrid.worker.runtime import WorkerRuntime
+
+log = logging.getLogger(__name__)
+
+# Sends a job's task again: (job id, request, turn, priority or None for the default).
+Send = Callable[[str, dict, int, int | None], None]
+
+
+class LeaseKeeper(threading.Thread):
+    def __init__(self, runtime: WorkerRuntime, redis_url: str, send: Send):
+        super().__init__(name="seedgrid-leases", daemon=True)
+        self.runtime = runtime
+        self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.leases = Leases(self.redis, runtime.engine.model_name)
+        self.send = send
+        self.stopped = threading.Event()
+
+    def renew(self) -> None:
+        for job_id in self.leases.renew(self.runtime.held.snapshot(), self.runtime.name):
+            log.warning("job %s: its lease lapsed and another worker took it over", job_id)
+            self.runtime.held.discard(job_id)
+
+    def take_over_lapsed(self) -> None:
+        held = set(self.runtime.held.snapshot())
+        for job_id in self.leases.lapsed():
+            if job_id in held:  # its renewal just failed (Redis away): renewed at the next round, not taken
+                continue
+            takeover = self.leases.take_over(job_id)
+            if takeover is None:
+                continue
+            try:
+                request = json.loads(takeover.request)
+                self.send(job_id, request, takeover.turn, takeover.priority)
+            except Exception:
+                log.exception("job %s: could not send it again; retried at the next scan", job_id)
+                self.leases.retry_later(job_id)
+                continue
+            log.warning(
+                "job %s: the lease of worker %s lapsed; queued again (turn %d)",
+                job_id,
+                takeover.lost_worker or "?",
+                takeover.turn,
+            )
+
+    def run(self) -> None:
+        next_scan = 0.0
+        while not self.stopped.is_set():
+            try:
+                self.renew()
+                if time.monotonic() >= next_scan:
+                    next_scan = time.monotonic() + renew_seconds()
+                    self.take_over_lapsed()
+            except redis.RedisError as exc:
+                log.warning("lease renewal or scan failed: %s", exc)
+            self.stopped.wait(renew_seconds())
+
+    def stop(self) -> None:
+        self.stopped.set()
