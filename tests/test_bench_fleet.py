@@ -2,7 +2,12 @@
 
 import json
 
+import pytest
+
 from bench.fleet import main
+
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
 
 
 def test_fleet_benchmark_runs_and_reports_scaling_and_fairness(tmp_path, capsys):

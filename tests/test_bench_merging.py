@@ -9,6 +9,9 @@ import pytest
 
 from bench.merging import main
 
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
+
 MODES = (["merge"], ["alone"])
 
 

@@ -11,6 +11,9 @@ import pytest
 
 from bench.overhead import PNG_ENCODE_REPEATS, main, percentile
 
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
+
 JOBS, IMAGES, STEPS = 2, 2, 1
 ALWAYS_POSITIVE = [
     "direct_ms",

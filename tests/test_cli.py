@@ -8,9 +8,13 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
+
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
 
 SEEDGRID = [sys.executable, "-m", "seedgrid.client.cli.main"]
 INSTALLED_SEEDGRID = Path(sys.executable).with_name("seedgrid")  # the console script pip wrote

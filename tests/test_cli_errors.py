@@ -24,6 +24,9 @@ from seedgrid.shared.request import JobRequest
 from tests.helpers import wait_until
 from tests.test_tls import make_certificates
 
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
+
 SEEDGRID = [sys.executable, "-m", "seedgrid.client.cli.main"]
 SMALL = ["--width", "64", "--height", "64", "--steps", "2"]
 UNSERVED = ["--model", "nobody-serves-this", "--queue-anyway"]  # queued, and stays queued
@@ -32,6 +35,7 @@ UNSERVED = ["--model", "nobody-serves-this", "--queue-anyway"]  # queued, and st
 def start(
     *args: str, redis_url: str | None = None, client_id: str | None = None, env: dict | None = None, **popen
 ) -> subprocess.Popen:
+
     env = {
         k: v for k, v in {**os.environ, **(env or {})}.items() if k not in ("SEEDGRID_REDIS_URL", "SEEDGRID_REDIS_CA")
     }

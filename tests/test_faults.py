@@ -12,6 +12,9 @@ from seedgrid.shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
 
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
+
 # The workers here serve the simulated model: the same runner, Redis records and Celery settings as a
 # real model at a fixed time per image, and a worker boots in a second instead of ten.
 SMALL = dict(model="simulated", seeds=[0, 1], steps=3, width=64, height=64)

@@ -144,6 +144,7 @@ def test_drop_a_png_restores_its_settings(window, qtbot, tmp_path):
     assert c.build_request() == request.model_copy(update={"prompts": ["a grey wolf"], "seeds": [99]})
 
 
+@pytest.mark.processes
 def test_app_keeps_working_after_redis_is_stopped_and_started_again(qtbot, tmp_path):
     from seedgrid.shared.embedded_redis import EmbeddedRedis
     from tests.conftest import WorkerFactory

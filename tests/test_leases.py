@@ -28,6 +28,7 @@ IMAGES = 32
 TAKEOVER_BOUND = lease_seconds() + renew_seconds() + 3.0  # lease lapse + one scan + slack for a busy machine
 
 
+@pytest.mark.processes
 def test_a_killed_workers_job_finishes_on_the_other_worker_within_seconds(tmp_path):
     with EmbeddedRedis() as redis_server:  # its own Redis: no other test's worker may take this job
         factory = WorkerFactory(redis_server.url, tmp_path, visibility_timeout=DEFAULT_VISIBILITY_TIMEOUT)

@@ -6,6 +6,8 @@ import sys
 import threading
 import uuid
 
+import pytest
+
 from seedgrid.shared import names
 from seedgrid.shared.celery_config import make_celery
 from seedgrid.shared.embedded_redis import _free_port
@@ -15,6 +17,9 @@ from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest
 from seedgrid.shared.workers import HEARTBEAT_TTL
 from tests.helpers import wait_until
+
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
 
 
 def health(redis_url: str, name: str) -> subprocess.CompletedProcess:

@@ -20,6 +20,9 @@ from seedgrid.shared.request import JobRequest
 from seedgrid.shared.settings import get_settings
 from tests.conftest import WorkerFactory
 
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
+
 PASSWORD = "tls-test-password"
 
 

@@ -2,6 +2,8 @@
 
 import signal
 
+import pytest
+
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
@@ -9,6 +11,9 @@ from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
+
+# Every test here starts worker, Redis or CLI processes.
+pytestmark = pytest.mark.processes
 
 
 def test_kill_9_mid_job_reruns_on_another_worker_and_stores_each_image_once(tmp_path):
