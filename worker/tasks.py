@@ -29,14 +29,23 @@ class EngineTask(Task):
         cls._runtime = runtime
 
 
-def send_generate(job_id: str, request: dict, turn: int, priority: int | None) -> None:
-    """A job taken over from a worker that stopped goes back to its model's queue, at its own priority."""
+def send_generate(
+    job_id: str,
+    request: object,
+    turn: int = 0,
+    priority: int | None = None,
+    queue: str | None = None,
+    task_id: str | None = None,
+) -> None:
+    """Send a job's task (again): to `queue`, else its model's queue, at `priority` (None: the default)."""
+    model = request.get("model", "") if isinstance(request, dict) else ""  # a dict: run_job parsed it
     app.send_task(
         TASK_GENERATE,
         args=[job_id, request],
         kwargs={"turn": turn},
-        queue=queue_for_model(str(request.get("model", ""))),
+        queue=queue or queue_for_model(str(model)),
         priority=priority,
+        task_id=task_id,
     )
 
 
@@ -47,24 +56,11 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
 
     def requeue(next_turn: int) -> None:
         """The rest of a large job goes to the back of its queue, at the priority it came with."""
-        model = request.get("model", "") if isinstance(request, dict) else ""  # a dict: run_job parsed it
-        self.app.send_task(
-            TASK_GENERATE,
-            args=[job_id, request],
-            kwargs={"turn": next_turn},
-            queue=delivery.get("routing_key") or queue_for_model(str(model)),
-            priority=delivery.get("priority"),
-        )
+        send_generate(job_id, request, next_turn, delivery.get("priority"), delivery.get("routing_key"))
 
     def resend(other_id: str, other_request: dict, priority: int | None) -> None:
         """A job merged into this one's batch on a worker that died goes back to its model's queue."""
-        self.app.send_task(
-            TASK_GENERATE,
-            args=[other_id, other_request],
-            task_id=other_id,
-            queue=queue_for_model(str(other_request.get("model", ""))),
-            priority=priority,
-        )
+        send_generate(other_id, other_request, 0, priority, task_id=other_id)
 
     return run_job(
         self.runtime,
