@@ -3,7 +3,12 @@
 from celery import Celery
 
 from seedgrid.shared.names import DEFAULT_QUEUE, PRIORITIES
-from seedgrid.shared.redis_conn import celery_tls_options
+from seedgrid.shared.redis_conn import (
+    CONNECT_TIMEOUT,
+    HEALTH_CHECK_SECONDS,
+    SOCKET_TIMEOUT,
+    celery_tls_options,
+)
 from seedgrid.shared.settings import get_settings
 
 
@@ -32,6 +37,13 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         "unacked_restore_throttle": 1,
         "priority_steps": [0, 3, 6, 9],
         "queue_order_strategy": "priority",
+        # Bounded waits: a half-open connection raises instead of hanging a publish or an ack, and
+        # kombu drops a BRPOP whose reply is overdue (within about 1 + 2 * 10 s).
+        "socket_timeout": SOCKET_TIMEOUT * 2,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+        "retry_on_timeout": True,
     }
     tls = celery_tls_options(redis_url)
     app.conf.update(
@@ -50,6 +62,11 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         broker_transport_options=transport,
         result_backend_transport_options=transport,
         result_expires=result_ttl(),
+        redis_socket_timeout=SOCKET_TIMEOUT * 2,
+        redis_socket_connect_timeout=CONNECT_TIMEOUT,
+        redis_socket_keepalive=True,
+        redis_retry_on_timeout=True,
+        redis_backend_health_check_interval=HEALTH_CHECK_SECONDS,
         broker_connection_retry_on_startup=True,
         worker_hijack_root_logger=False,
         task_default_queue=DEFAULT_QUEUE,

@@ -5,6 +5,8 @@ import ssl
 from urllib.parse import unquote, urlsplit
 
 import redis
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.retry import Retry
 
 from seedgrid.shared.settings import get_settings
 
@@ -70,6 +72,32 @@ def celery_tls_options(url: str | None) -> dict | None:
     }
 
 
+# Every connection seedgrid opens waits a bounded time to connect and for each reply, and retries once:
+# one command returns or raises within CALL_BOUND_SECONDS, never hangs on a half-open connection.
+CONNECT_TIMEOUT = 5.0
+SOCKET_TIMEOUT = 5.0
+RETRIES = 1
+BACKOFF_CAP = 1.0
+CALL_BOUND_SECONDS = (RETRIES + 1) * (CONNECT_TIMEOUT + SOCKET_TIMEOUT) + RETRIES * BACKOFF_CAP
+HEALTH_CHECK_SECONDS = 10
+
+
+def retry_policy() -> Retry:
+    return Retry(ExponentialWithJitterBackoff(base=0.1, cap=BACKOFF_CAP), RETRIES)
+
+
+def connection_options() -> dict:
+    return {
+        "socket_timeout": SOCKET_TIMEOUT,
+        "socket_connect_timeout": CONNECT_TIMEOUT,
+        "socket_keepalive": True,
+        "health_check_interval": HEALTH_CHECK_SECONDS,
+        "retry": retry_policy(),
+        "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
+    }
+
+
 def connect(url: str, **kwargs) -> redis.Redis:
+    """A client for `url` with the bounded timeouts and retry policy above (`kwargs` override them)."""
     check_redis_url(url)
-    return redis.Redis.from_url(url, **tls_options(url), **kwargs)
+    return redis.Redis.from_url(url, **tls_options(url), **{**connection_options(), **kwargs})

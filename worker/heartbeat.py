@@ -17,7 +17,7 @@ class Heartbeat(threading.Thread):
     def __init__(self, runtime: WorkerRuntime, redis_url: str):
         super().__init__(name="seedgrid-heartbeat", daemon=True)
         self.runtime = runtime
-        self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis = connect(redis_url)
         self.stopped = threading.Event()
 
     def beat(self) -> None:

@@ -27,7 +27,7 @@ class LeaseKeeper(threading.Thread):
     def __init__(self, runtime: WorkerRuntime, redis_url: str, send: Send):
         super().__init__(name="seedgrid-leases", daemon=True)
         self.runtime = runtime
-        self.redis = connect(redis_url, socket_timeout=5, socket_connect_timeout=5)
+        self.redis = connect(redis_url)
         self.leases = Leases(self.redis, runtime.engine.model_name)
         self.send = send
         self.stopped = threading.Event()

@@ -72,7 +72,7 @@ class WorkerRuntime:
             if "compile" in speedups:
                 seconds = pipeline_engine.warm_up(batches=sorted({1, max_batch}))
                 log.info("warm-up of the compiled UNet at 512x512, batch 1 and %d: %.1f s", max_batch, seconds)
-        store = JobStore(connect(redis_url, health_check_interval=30))
+        store = JobStore(connect(redis_url))
         return cls(
             engine=engine,
             store=store,
