@@ -44,7 +44,6 @@ SPLIT_ROWS = [
     ("runner_bookkeeping_ms", "  of it without Celery: run_job in this process - direct"),
     ("detect_ms", "finish detection (finished_at -> client saw it)"),
     ("fetch_ms", "fetch (image records + PNG bytes)"),
-    ("result_tail_ms", "Celery result stored after finish (off the client's path)"),
 ]
 
 
@@ -165,21 +164,9 @@ class QueuePath:
             "queue_wait_s": status.started_at - wall1,
             "worker_s": status.finished_at - status.started_at,
             "detect_s": wall2 - status.finished_at,
-            "result_tail_s": self._result_tail(job_id, status.finished_at),
             "images": len(pngs),
             "png_bytes": sum(map(len, pngs)),
         }
-
-    def _result_tail(self, job_id: str, finished_at: float) -> float | None:
-        """Seconds from the job hash's finish to Celery's result record (its date_done), if readable."""
-        raw = self.client.redis.get(f"celery-task-meta-{job_id}")
-        try:
-            done = datetime.datetime.fromisoformat(json.loads(raw)["date_done"])
-        except (TypeError, ValueError, KeyError):
-            return None
-        if done.tzinfo is None:
-            done = done.replace(tzinfo=datetime.UTC)
-        return done.timestamp() - finished_at
 
 
 def png_encode_seconds(request, images: list, png_extra: dict, repeats: int) -> list[float]:
@@ -314,7 +301,6 @@ def build_result(args, request, rounds: list[dict], png_samples: list[float], co
         "runner_bookkeeping_ms": [(r["runner_s"] - r["direct_s"]) * ms for r in rounds],
         "detect_ms": [r["detect_s"] * ms for r in rounds],
         "fetch_ms": [r["fetch_s"] * ms for r in rounds],
-        "result_tail_ms": [r["result_tail_s"] * ms for r in rounds if r["result_tail_s"] is not None],
         "polls": [float(r["polls"]) for r in rounds],
     }
     stats = {name: summarize(values) for name, values in series.items()}

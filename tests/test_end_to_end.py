@@ -47,6 +47,8 @@ def test_eight_seeds_give_eight_pngs_with_matching_metadata(client, tiny_worker)
         assert "Negative prompt: blurry" in meta.parameters and "Sampler: Euler a" in meta.parameters
         assert Image.open(__import__("io").BytesIO(png)).size == (256, 192)
     assert [j.job_id for j in client.jobs()] == [job_id]
+    # Nobody reads a Celery result: the worker stores none (the job record is the result).
+    assert client.redis.get(f"celery-task-meta-{job_id}") is None
 
 
 def test_seed_gives_same_pixels_alone_in_a_batch_and_on_another_worker(client, tiny_worker, tmp_path):

@@ -49,7 +49,8 @@ def send_generate(
     )
 
 
-@app.task(name=TASK_GENERATE, base=EngineTask, bind=True)
+# ignore_result: clients read the job record; a Celery result nobody reads would only cost a write and memory.
+@app.task(name=TASK_GENERATE, base=EngineTask, bind=True, ignore_result=True)
 def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> dict:
     job_id = str(job_id)
     delivery = self.request.delivery_info or {}
