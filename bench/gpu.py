@@ -154,7 +154,8 @@ def engine_call(engine, args, batch: int, max_batch: int | None = None) -> dict:
     )
     images = []
     engine.run(request, request.items(), on_step=lambda *_: None, on_batch=lambda _, imgs: images.extend(imgs))
-    return {"images": len(images), "bad_images": sum(i is None for i in images), "max_batch_after": engine.max_batch}
+    picked = engine.limits.start((args.size, args.size), engine.max_batch)  # the batch that fit at this size
+    return {"images": len(images), "bad_images": sum(i is None for i in images), "max_batch_after": picked}
 
 
 class Side:

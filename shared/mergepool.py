@@ -66,11 +66,12 @@ return claimed
 """
 
 # KEYS: job hash, lease key, pool, leased set. ARGV: job id, worker, turn, lease ms, lease expiry (ms).
-# 0: a live worker runs this job (its own delivery, or inside another job's batch), or the job was
+# 0: another live worker runs this job (its own delivery, or inside another job's batch), or the job was
 # taken over from a lost worker and has moved past this turn (the lost worker's message, late);
-# 1: this delivery runs it, and holds its lease.
+# 1: this delivery runs it, and holds its lease (also when a retried call finds its own lease).
 START_OWN_LUA = """
-if redis.call('EXISTS', KEYS[2]) == 1 then return 0 end
+local holder = redis.call('GET', KEYS[2])
+if holder and holder ~= ARGV[2] then return 0 end
 local recorded = tonumber(redis.call('HGET', KEYS[1], 'turn') or '0') or 0
 local lost = redis.call('HGET', KEYS[1], 'lost_worker')
 if lost and lost ~= '' and tonumber(ARGV[3]) < recorded then return 0 end

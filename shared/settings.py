@@ -37,6 +37,15 @@ class Settings(BaseSettings):
         description="a whole number of seconds from 1 to 3600 (how long a running job's "
         "lease lasts unrenewed before another worker takes the job over)",
     )
+    # 0: workers renew their own leases but never take a lapsed job over (only the visibility timeout does)
+    lease_takeover: bool = Field(True, description="1 or 0 (true or false)")
+    stuck_seconds: int = Field(
+        600,
+        ge=1,
+        le=86400,
+        description="a whole number of seconds from 1 to 86400 (how long a busy worker's GPU loop may "
+        "make no progress before the worker stops advertising itself and gives up its jobs' leases)",
+    )
     max_batch: int = Field(8, ge=1, le=256, description="a whole number from 1 to 256")
     merge: bool = Field(True, description="1 or 0 (true or false)")
 

@@ -8,7 +8,8 @@ import torch
 from diffusers import LCMScheduler
 
 from seedgrid.shared.request import JobRequest, RequestError
-from seedgrid.worker.engine import JobCancelled, PipelineEngine, _bad_images
+from seedgrid.worker.engine import JobCancelled, OutOfMemory, PipelineEngine, _bad_images
+from seedgrid.worker.memory import BatchLimits
 from seedgrid.worker.models.loading import load_pipeline
 from seedgrid.worker.models.tiny import build_tiny_pipeline
 from seedgrid.worker.schedulers import SCHEDULER_CLASSES
@@ -169,7 +170,7 @@ def test_cancel_from_the_step_callback_stops_the_job(engine):
     assert rec.batches == []
 
 
-# --- out of memory (a CUDA OOM cannot happen on this CPU, so generate_batch raises one) -----------
+# --- out of memory (simulated: generate_batch raises a CUDA OOM; more in test_oom.py) ---------
 
 
 def oom_above(engine: PipelineEngine, monkeypatch, limit: int) -> list[int]:
@@ -190,19 +191,23 @@ def oom_above(engine: PipelineEngine, monkeypatch, limit: int) -> list[int]:
 def test_simulated_cuda_oom_splits_the_batch_and_keeps_every_image(engine, monkeypatch):
     request = job(prompts=["a red fox in the snow", "a castle on a hill at night"], seeds=[1, 2, 3])
     monkeypatch.setattr(engine, "max_batch", 8)
+    monkeypatch.setattr(engine, "limits", BatchLimits())  # what it learns here stays in this test
     reference = generate(engine, request)
     assert reference.batches == [[0, 1, 2, 3, 4, 5]]
 
     tried = oom_above(engine, monkeypatch, limit=2)
     rec = generate(engine, request)
     assert tried == [6, 3, 2, 2, 2]
-    assert engine.max_batch == 2
+    assert engine.max_batch == 8  # the configured maximum; the batch that fit is learned for this size only
+    assert engine.limits.start((SIZE, SIZE), engine.max_batch) == 2
     assert rec.batches == [[0, 1], [2, 3], [4, 5]]
     for index, image in reference.images.items():
         assert diff(rec.images[index], image) <= 2
 
 
-def test_simulated_cuda_oom_at_batch_1_enables_slicing_once_and_retries(engine, fresh_engine, monkeypatch):
+def test_simulated_cuda_oom_at_batch_1_fails_the_job_without_slicing_and_the_next_job_runs(
+    engine, fresh_engine, monkeypatch
+):
     reference = generate(engine, job()).images[0]
     tried: list[int] = []
     real = fresh_engine.generate_batch
@@ -214,20 +219,22 @@ def test_simulated_cuda_oom_at_batch_1_enables_slicing_once_and_retries(engine, 
         return real(request, batch, on_step, on_preview)
 
     monkeypatch.setattr(fresh_engine, "generate_batch", oom_once)
+    with pytest.raises(OutOfMemory, match=f"^out of memory at {SIZE}x{SIZE}, batch 1: try a smaller size$"):
+        generate(fresh_engine, job())
     rec = generate(fresh_engine, job())
     assert tried == [1, 1]
-    assert fresh_engine.pipeline.vae.use_slicing
+    assert not fresh_engine.pipeline.vae.use_slicing
     processors = fresh_engine.pipeline.unet.attn_processors.values()
-    assert processors and all(type(p).__name__ == "SlicedAttnProcessor" for p in processors)
+    assert processors and not any(type(p).__name__ == "SlicedAttnProcessor" for p in processors)  # SDPA stays
     assert diff(rec.images[0], reference) <= 2
 
 
-def test_simulated_cuda_oom_at_batch_1_with_slicing_on_propagates(fresh_engine, monkeypatch):
+def test_simulated_cuda_oom_at_batch_1_is_not_retried(fresh_engine, monkeypatch):
     tried = oom_above(fresh_engine, monkeypatch, limit=0)
     rec = Recorder()
-    with pytest.raises(torch.OutOfMemoryError):
+    with pytest.raises(OutOfMemory):
         fresh_engine.run(job(), job().items(), rec.on_step, rec.on_batch)
-    assert tried == [1, 1]  # once as it was, once with slicing; then it gives up
+    assert tried == [1]  # batch 1 cannot be made smaller: the job fails, with no slicing tried
     assert rec.batches == []
 
 

@@ -3,7 +3,6 @@
 import copy
 import logging
 import time
-from collections import deque
 from collections.abc import Sequence
 
 import torch
@@ -13,14 +12,13 @@ from PIL import Image
 from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.worker.cancel import JobCancelled
 from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, StepCallback
+from seedgrid.worker.memory import BatchLimits, OutOfMemory, is_out_of_memory, release_memory
 from seedgrid.worker.preview import latents_to_rgb, preview_interval, sigma_normalized
 from seedgrid.worker.schedulers import compatible_scheduler_names, make_scheduler
 
 log = logging.getLogger(__name__)
 
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+__all__ = ["JobCancelled", "OutOfMemory", "PipelineEngine", "is_out_of_memory"]
 
 
 class PipelineEngine:
@@ -31,11 +29,11 @@ class PipelineEngine:
         self.model_name = model_name
         self.device = device
         self.dtype = pipeline.unet.dtype
-        self.max_batch = max_batch
+        self.max_batch = max_batch  # as configured; out of memory lowers only `limits`
+        self.limits = BatchLimits()
         self.schedulers = compatible_scheduler_names(pipeline.scheduler)
         self.preview_every: int | None = None  # steps between previews; None: preview_interval(steps); 0: none
         self._vae_float32 = None
-        self._slicing = False
 
     def check(self, request: JobRequest) -> None:
         """Refuse what this engine cannot serve, naming the field."""
@@ -52,31 +50,35 @@ class PipelineEngine:
         on_batch: BatchCallback[ItemT],
         on_preview: PreviewCallback[ItemT] | None = None,
     ) -> None:
-        """Generate `items` in batches that fit; out of memory halves the batch and retries."""
-        pending = deque(_chunks(list(items), self.max_batch))
+        """Generate `items` in batches that fit (see BatchLimits); out of memory retries the batch smaller.
+
+        OutOfMemory (one line, for the job's owner) when even batch 1 does not fit.
+        """
+        size = (request.width, request.height)
+        batch_size = self.limits.start(size, self.max_batch)
+        pending = list(items)
         while pending:
-            batch = pending.popleft()
-            try:
-                images = self.generate_batch(request, batch, on_step, on_preview)
-            except JobCancelled:
-                raise
-            except Exception as exc:
-                if not is_out_of_memory(exc):
-                    raise
-                self._release_memory()
-                if len(batch) > 1:
-                    self.max_batch = (len(batch) + 1) // 2
-                    log.warning("out of memory at batch %d; retrying at %d", len(batch), self.max_batch)
-                    rest = [item for chunk in pending for item in chunk]
-                    pending = deque(_chunks(batch + rest, self.max_batch))
-                    continue
-                if self._slicing:
-                    raise
-                log.warning("out of memory at batch 1; enabling attention and VAE slicing")
-                self.enable_slicing()
-                pending.appendleft(batch)
+            batch = pending[:batch_size]
+            images = self._generate_or_none(request, batch, on_step, on_preview)
+            if images is None:
+                release_memory()
+                next_size = self.limits.failed(size, len(batch))
+                if len(batch) == 1:
+                    raise OutOfMemory(f"out of memory at {size[0]}x{size[1]}, batch 1: try a smaller size")
+                log.warning("out of memory at %dx%d, batch %d; retrying at %d", *size, len(batch), next_size)
+                batch_size = next_size
                 continue
+            del pending[: len(batch)]
             on_batch(batch, images)
+
+    def _generate_or_none(self, request, batch, on_step, on_preview) -> list[Image.Image | None] | None:
+        """generate_batch, or None when it ran out of memory (the error and its tensors are gone on return)."""
+        try:
+            return self.generate_batch(request, batch, on_step, on_preview)
+        except Exception as exc:
+            if is_out_of_memory(exc):
+                return None
+            raise
 
     def warm_up(self, width: int = 512, height: int = 512, batches: Sequence[int] = (1,)) -> float:
         """A short job at each batch size, so compiled graphs exist before the first real job; seconds taken."""
@@ -95,11 +97,6 @@ class PipelineEngine:
             )
             self.generate_batch(request, request.items(), lambda *_: None)
         return time.perf_counter() - started
-
-    def enable_slicing(self) -> None:
-        self.pipeline.enable_attention_slicing()
-        self.pipeline.vae.enable_slicing()
-        self._slicing = True
 
     def generate_batch(
         self,
@@ -165,12 +162,12 @@ class PipelineEngine:
     def decode(self, latents: torch.Tensor) -> list[Image.Image | None]:
         """VAE-decode; a NaN or black image is decoded again with the VAE in float32."""
         vae = self.pipeline.vae
-        pixels = vae.decode(latents / vae.config.scaling_factor, return_dict=False)[0]
+        pixels = _vae_decode(vae, latents / vae.config.scaling_factor)
         bad = _bad_images(pixels)
         if bad.any() and self.dtype != torch.float32:
             log.warning("%d NaN or black image(s); decoding again with the VAE in float32", int(bad.sum()))
             vae32 = self._float32_vae()
-            redo = vae32.decode(latents[bad].float() / vae.config.scaling_factor, return_dict=False)[0]
+            redo = _vae_decode(vae32, latents[bad].float() / vae.config.scaling_factor)
             pixels = pixels.float()
             pixels[bad] = redo
             bad = _bad_images(pixels)
@@ -191,16 +188,25 @@ class PipelineEngine:
         pipe.set_progress_bar_config(disable=True)
         return pipe
 
-    def _release_memory(self) -> None:
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+
+def _vae_decode(vae, z: torch.Tensor) -> torch.Tensor:
+    """Decode; out of memory decodes the same latents again one image at a time, in tiles (large images)."""
+    try:
+        return vae.decode(z, return_dict=False)[0]
+    except Exception as exc:
+        if not is_out_of_memory(exc) or (vae.use_tiling and vae.use_slicing):
+            raise
+    release_memory()
+    log.warning("out of memory in the VAE decode of %d image(s); decoding again in tiles, one at a time", len(z))
+    tiling, slicing = vae.use_tiling, vae.use_slicing
+    vae.use_tiling = vae.use_slicing = True  # as enable_tiling() and enable_slicing(), for this decode only
+    try:
+        return vae.decode(z, return_dict=False)[0]
+    finally:
+        vae.use_tiling, vae.use_slicing = tiling, slicing
 
 
 def _bad_images(pixels: torch.Tensor) -> torch.Tensor:
     """Per image: any NaN, or every pixel black (decoder output is in -1..1)."""
     flat = pixels.flatten(1)
     return torch.isnan(flat).any(dim=1) | (flat.amax(dim=1) <= -0.99)
-
-
-def _chunks(items: list, size: int) -> list[list]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

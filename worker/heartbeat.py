@@ -19,6 +19,7 @@ class Heartbeat(threading.Thread):
         self.runtime = runtime
         self.redis = connect(redis_url)
         self.stopped = threading.Event()
+        self.silent = False  # not advertising: the GPU loop is stuck
 
     def beat(self) -> None:
         with self.redis.pipeline() as p:
@@ -26,12 +27,22 @@ class Heartbeat(threading.Thread):
             p.sadd(names.WORKERS_KEY, self.runtime.name)
             p.execute()
 
+    def tick(self) -> None:
+        """Advertise the worker, unless its GPU loop is stuck: then it drops out of the list until it moves."""
+        if self.runtime.stuck():
+            if not self.silent:
+                log.error("job %s: no progress for too long; not advertising this worker", self.runtime.current_job)
+            self.silent = True
+            return
+        self.silent = False
+        try:
+            self.beat()
+        except redis.RedisError as exc:
+            log.warning("heartbeat failed: %s", exc)
+
     def run(self) -> None:
         while not self.stopped.is_set():
-            try:
-                self.beat()
-            except redis.RedisError as exc:
-                log.warning("heartbeat failed: %s", exc)
+            self.tick()
             self.stopped.wait(HEARTBEAT_SECONDS)
 
     def stop(self) -> None:

@@ -43,24 +43,25 @@ def run_job(
     store, engine = runtime.store, runtime.engine
     if queue and queue != queue_for_model(engine.model_name):
         return misrouted(runtime, job_id, raw_request, queue)
-    current = store.status(job_id)
+    # Every call from here to the turn waits for Redis (a bounded time, then the delivery is requeued).
+    current = until_redis_returns(store.status, job_id)
     if current is not None and current.state.finished:  # a duplicate delivery of a finished job
         return finished(job_id, current.state)
-    if store.is_cancelled(job_id):
-        store.finish(job_id, JobState.CANCELLED)
+    if until_redis_returns(store.is_cancelled, job_id):
+        until_redis_returns(store.finish, job_id, JobState.CANCELLED)
         return finished(job_id, JobState.CANCELLED)
     try:
         request = parse_request(raw_request)
         engine.check(request)
     except RequestError as exc:
         log.warning("job %s refused: %s", job_id, exc)
-        if current is not None or not store.refuse(job_id, str(exc)):
-            store.finish(job_id, JobState.FAILED, str(exc))
+        if current is not None or not until_redis_returns(store.refuse, job_id, str(exc)):
+            until_redis_returns(store.finish, job_id, JobState.FAILED, str(exc))
         return finished(job_id, JobState.FAILED, error=str(exc))
-    if current is None and store.refuse(job_id, NO_RECORD):
+    if current is None and until_redis_returns(store.refuse, job_id, NO_RECORD):
         log.warning("job %s refused: %s", job_id, NO_RECORD)
         return finished(job_id, JobState.FAILED, error=NO_RECORD)
-    if not runtime.pool.start_own(job_id, runtime.name, request, turn):
+    if not until_redis_returns(runtime.pool.start_own, job_id, runtime.name, request, turn):
         # A live worker holds the job's lease (a second message of a job taken over, or one running inside
         # another job's batch), or this is a lost worker's message of a turn already done. Acknowledged.
         log.info("job %s is leased by a live worker or past turn %d; acknowledged without running", job_id, turn)
@@ -89,13 +90,13 @@ def run_leased(
 ) -> dict:
     """The delivery of a job whose lease this worker holds (`held`: the jobs it holds leases on)."""
     store, engine = runtime.store, runtime.engine
-    deliveries = store.mark_started(job_id, runtime.name, turn)
+    deliveries = until_redis_returns(store.mark_started, job_id, runtime.name, turn)
     if deliveries > MAX_DELIVERIES:
         message = f"the job stopped its worker {deliveries - 1} times and is not tried again"
         log.error("job %s: %s", job_id, message)
-        store.finish(job_id, JobState.FAILED, message)
+        until_redis_returns(store.finish, job_id, JobState.FAILED, message)
         return finished(job_id, JobState.FAILED, error=message)
-    done = store.stored_indices(job_id)
+    done = until_redis_returns(store.stored_indices, job_id)
     pending = [item for item in request.items() if item.index not in done]
     limit = engine.max_batch if runtime.turn_images is None else runtime.turn_images
     this_turn = pending[:limit] if limit and requeue else pending
@@ -142,10 +143,10 @@ def misrouted(runtime: WorkerRuntime, job_id: str, raw_request: object, queue: s
         else f"the queue of a model is {queue_for_model('MODEL')!r}"
     )
     message = f"queue: the task was sent to {queue[:80]!r}, not to its model's queue; {where} ({CONTRACT})"
-    if runtime.store.refuse(job_id, message, queued_too=True):
+    if until_redis_returns(runtime.store.refuse, job_id, message, queued_too=True):
         log.warning("job %s refused: %s", job_id, message)
         return finished(job_id, JobState.FAILED, error=message)
-    current = runtime.store.status(job_id)
+    current = until_redis_returns(runtime.store.status, job_id)
     state = current.state if current is not None else JobState.FAILED
     log.warning("job %s: a second task on %r ignored; the job is %s", job_id, queue[:80], state.value)
     return finished(job_id, state)

@@ -15,6 +15,7 @@ import redis
 
 from seedgrid.shared.leases import Leases, renew_seconds
 from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.settings import get_settings
 from seedgrid.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
@@ -33,11 +34,15 @@ class LeaseKeeper(threading.Thread):
         self.stopped = threading.Event()
 
     def renew(self) -> None:
+        if self.runtime.stuck():  # the leases lapse and live workers take the jobs over
+            return
         for job_id in self.leases.renew(self.runtime.held.snapshot(), self.runtime.name):
             log.warning("job %s: its lease lapsed and another worker took it over", job_id)
             self.runtime.held.discard(job_id)
 
     def take_over_lapsed(self) -> None:
+        if not get_settings().lease_takeover:  # SEEDGRID_LEASE_TAKEOVER=0: only the visibility timeout rescues
+            return
         held = set(self.runtime.held.snapshot())
         for job_id in self.leases.lapsed():
             if job_id in held:  # its renewal just failed (Redis away): renewed at the next round, not taken

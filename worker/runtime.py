@@ -33,6 +33,7 @@ class WorkerRuntime:
     current_job: str = ""
     jobs_done: int = 0
     device_description: tuple[str, float] | None = None
+    last_progress: float = field(default_factory=time.monotonic)  # a step, a stored batch, a turn's start
     pool: MergePool = field(init=False)
     leases: Leases = field(init=False)
     held: HeldLeases = field(init=False, default_factory=HeldLeases)  # renewed by the LeaseKeeper thread
@@ -96,6 +97,13 @@ class WorkerRuntime:
             settings.max_batch,
             merge=settings.merge,
         )
+
+    def progressed(self) -> None:
+        self.last_progress = time.monotonic()
+
+    def stuck(self) -> bool:
+        """Busy with no progress for SEEDGRID_STUCK_SECONDS: a hung GPU loop (driver, kernel, deadlock)."""
+        return self.busy and time.monotonic() - self.last_progress > get_settings().stuck_seconds
 
     def info(self) -> WorkerInfo:
         if self.device_description is None:

@@ -1,12 +1,14 @@
 """Celery tasks: thin wrappers that hand the job to the runner with the process's engine."""
 
 from celery import Task
+from celery.exceptions import Reject
 
 from seedgrid.shared.names import TASK_GENERATE, queue_for_model
 from seedgrid.shared.settings import get_settings
 from seedgrid.worker.celery_app import app
 from seedgrid.worker.job_runner import run_job
 from seedgrid.worker.lease_keeper import LeaseKeeper
+from seedgrid.worker.redis_retry import OUTAGE_ERRORS
 from seedgrid.worker.runtime import WorkerRuntime
 
 
@@ -63,12 +65,17 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
         """A job merged into this one's batch on a worker that died goes back to its model's queue."""
         send_generate(other_id, other_request, 0, priority, task_id=other_id)
 
-    return run_job(
-        self.runtime,
-        job_id,
-        request,
-        turn=int(turn) if isinstance(turn, int) else 0,
-        requeue=requeue,
-        resend=resend,
-        queue=str(delivery.get("routing_key") or ""),
-    )
+    try:
+        return run_job(
+            self.runtime,
+            job_id,
+            request,
+            turn=int(turn) if isinstance(turn, int) else 0,
+            requeue=requeue,
+            resend=resend,
+            queue=str(delivery.get("routing_key") or ""),
+        )
+    except OUTAGE_ERRORS as exc:
+        # Redis stayed away longer than the runner waits: the delivery is not acknowledged but put back
+        # (or, if Redis is still away, left to the visibility timeout), and the job's lease lapses.
+        raise Reject(f"Redis unreachable: {exc}", requeue=True) from exc

@@ -12,6 +12,7 @@ from seedgrid.shared.job import ImageRecord, JobState
 from seedgrid.shared.pngmeta import encode_png
 from seedgrid.shared.request import Item, JobRequest
 from seedgrid.worker.cancel import JobCancelled
+from seedgrid.worker.memory import OutOfMemory
 from seedgrid.worker.redis_retry import if_redis_answers, until_redis_returns
 from seedgrid.worker.runtime import WorkerRuntime
 
@@ -55,6 +56,7 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
         return counts
 
     def on_step(step: int, steps: int, batch: Sequence[JobItem]) -> None:
+        runtime.progressed()
         counts = live(batch)
         report = [(job_id, by_id[job_id].images_done, n) for job_id, n in counts.items()]
         cancelled = if_redis_answers(store.progress, report, step, steps, default=set())
@@ -72,6 +74,7 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
 
     def on_batch(batch: Sequence[JobItem], images: list[Image.Image | None]) -> None:
         nonlocal processed
+        runtime.progressed()
         processed += len(batch)
         seconds = (time.time() - started) / processed
         for item, image in zip(batch, images, strict=True):
@@ -101,10 +104,17 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
         job.outcome, job.error = state, error
         until_redis_returns(store.finish, job.job_id, state, error)
 
+    runtime.progressed()
     runtime.busy, runtime.current_job = True, host.job_id
     try:
         engine.run(host.request, work, on_step, on_batch, on_preview)
     except JobCancelled:
+        return
+    except OutOfMemory as exc:  # too large even at batch 1: jobs sharing a batch have the same size
+        log.warning("job %s: %s", host.job_id, exc)
+        for job in jobs:
+            if job.outcome is None:
+                finish(job, JobState.FAILED, str(exc))
         return
     except Exception:
         error_id = uuid.uuid4().hex[:8]

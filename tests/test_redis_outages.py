@@ -1,0 +1,82 @@
+"""Redis that goes silent or away under a worker: a partition mid-job, an outage as a delivery starts.
+
+The worker reaches Redis through a proxy that the test breaks (tests/tcp_proxy.py); the test's client
+talks to Redis directly. Default visibility timeout: Celery's redelivery must not be what saves a job.
+"""
+
+import time
+
+import pytest
+
+from seedgrid.client.api import SeedgridClient
+from seedgrid.shared import names
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState
+from seedgrid.shared.request import JobRequest
+from tests.conftest import WorkerFactory
+from tests.helpers import wait_until
+from tests.tcp_proxy import FaultyProxy
+
+pytestmark = pytest.mark.processes
+
+DEFAULT_VISIBILITY_TIMEOUT = "7200"
+PARTITION_SECONDS = 20
+# Longer than redis-py's own retries ride out (about 7 s), so only the runner's waiting saves the job.
+OUTAGE_SECONDS = 15
+
+
+@pytest.fixture
+def proxied(tmp_path):
+    with EmbeddedRedis() as server:
+        proxy = FaultyProxy(server.url)
+        factory = WorkerFactory(proxy.url, tmp_path, visibility_timeout=DEFAULT_VISIBILITY_TIMEOUT)
+        try:
+            yield server, proxy, factory
+        finally:
+            proxy.heal()
+            factory.stop_all()
+            proxy.close()
+
+
+def small(prompt: str, images: int) -> JobRequest:
+    return JobRequest(model="simulated", prompts=[prompt], seeds=list(range(images)), steps=4, width=64, height=64)
+
+
+def test_a_20_s_partition_mid_job_neither_hangs_the_worker_nor_loses_or_doubles_an_image(proxied):
+    server, proxy, factory = proxied
+    worker = factory.start(name="partitioned", model="simulated", extra_args=["--simulated-seconds", "1"])
+    with SeedgridClient(server.url) as client:
+        job_id = client.submit(small("across a partition", 6))
+        wait_until(lambda: client.status(job_id).images_done >= 1, timeout=60, message="a first image")
+        proxy.partition()  # every open connection of the worker goes silent for good
+        time.sleep(PARTITION_SECONDS)
+        proxy.heal()  # new connections work again
+        healed = time.monotonic()
+        status = client.wait(job_id, timeout=120)
+        print(f"partition of {PARTITION_SECONDS} s: the job finished {time.monotonic() - healed:.1f} s after it ended")
+        assert status.state == JobState.SUCCEEDED, status
+        assert sorted(r.index for r in client.images(job_id)) == list(range(6)) and status.images_done == 6
+        # Its heartbeat's connection went silent too: it advertises itself again within a heartbeat's bound.
+        assert client.wait_for_worker("simulated", timeout=60).name == worker.name
+        after = client.submit(small("after the partition", 2))
+        assert client.wait(after, timeout=120).state == JobState.SUCCEEDED
+    assert worker.alive()
+
+
+def test_redis_going_away_as_a_delivery_starts_delays_the_job_without_losing_it(proxied):
+    server, proxy, factory = proxied
+    with SeedgridClient(server.url) as client:
+        job_id = client.submit(small("outage at the start", 2), require_worker=False)
+        # Redis goes away as the runner first reads the job's record (after Celery took the task).
+        trigger = proxy.break_when(names.job_key(job_id), "refuse", OUTAGE_SECONDS, to_redis=True)
+        worker = factory.start(
+            name="at-start", model="simulated", extra_args=["--simulated-seconds", "0.1"], wait=False
+        )
+        assert trigger.fired.wait(60), "the task never reached the worker"
+        status = client.wait(job_id, timeout=OUTAGE_SECONDS + 60)
+        assert trigger.fired_at is not None
+        seconds = time.monotonic() - trigger.fired_at
+        print(f"Redis away {OUTAGE_SECONDS} s from the delivery's first call: job done after {seconds:.1f} s")
+        assert status.state == JobState.SUCCEEDED, status
+        assert status.attempts == 1 and sorted(r.index for r in client.images(job_id)) == [0, 1]
+    assert worker.alive()
