@@ -7,8 +7,6 @@ import uuid
 from collections.abc import Callable
 
 import redis
-from redis.backoff import ExponentialWithJitterBackoff
-from redis.retry import Retry
 
 from seedgrid.shared.celery_config import make_celery
 from seedgrid.shared.job import ImageRecord, JobStatus
@@ -53,12 +51,8 @@ class SeedgridClient:
     def __init__(self, redis_url: str, client_id: str | None = None):
         self.redis_url = redis_url
         self.client_id = client_id or default_client_id()
-        self.redis = connect(
-            redis_url,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-            retry=Retry(ExponentialWithJitterBackoff(), CONNECT_RETRIES),
-        )
+        # The shared timeouts and retry policy, with a shorter wait to connect: a person is waiting.
+        self.redis = connect(redis_url, socket_connect_timeout=CONNECT_TIMEOUT_SECONDS)
         self.store = JobStore(self.redis)
         self.celery = make_celery(redis_url)
         bounded = {"socket_connect_timeout": CONNECT_TIMEOUT_SECONDS, "socket_timeout": SOCKET_TIMEOUT_SECONDS}
