@@ -17,14 +17,19 @@ def run_app(redis_url: str, model: str | None = None, remember: bool = False) ->
     if model:
         window.compose.model.setEditText(model)
     if remember:
-
-        def remember_once_connected(ok: bool, _message: str) -> None:
-            if ok:
-                remember_redis_url(redis_url)
-
-        window.backend.connection_changed.connect(remember_once_connected)
+        remember_when_connected(window, redis_url)
     window.show()
     try:
         return app.exec()
     finally:
         window.shutdown()
+
+
+def remember_when_connected(window: MainWindow, redis_url: str) -> None:
+    """Keep `redis_url` once a call with it worked (the backend says "connected" only after one did)."""
+
+    def remember(ok: bool, _message: str) -> None:
+        if ok:
+            remember_redis_url(redis_url)
+
+    window.backend.connection_changed.connect(remember)

@@ -1,5 +1,6 @@
 """All network work of the app, on its own thread: polls Redis and reports through signals."""
 
+import logging
 import time
 
 import redis
@@ -7,10 +8,14 @@ from PySide6.QtCore import QObject, QTimer, Signal, Slot
 from PySide6.QtGui import QImage
 
 from seedgrid.client.api import SeedgridClient
+from seedgrid.client.gui.connection import connection_message, is_connection_error
 from seedgrid.shared.job import JobStatus
 from seedgrid.shared.request import RequestError
 
 WORKERS_EVERY_S = 2.0
+EXPIRED, LOST = "expired", "lost"
+
+log = logging.getLogger(__name__)
 
 
 class Backend(QObject):
@@ -21,6 +26,7 @@ class Backend(QObject):
     job_submitted = Signal(str, object)  # job id, JobRequest
     submit_failed = Signal(str, str)  # field, message
     job_changed = Signal(object)  # JobStatus
+    job_lost = Signal(str, str, str)  # job id, EXPIRED or LOST, the reason; no longer followed
     image_ready = Signal(str, int, QImage, bytes)  # job id, item index, image, PNG with metadata
     preview_ready = Signal(str, int, int, QImage)  # job id, item index, step, preview
 
@@ -31,7 +37,7 @@ class Backend(QObject):
         self.poll_ms = poll_ms
         self.client: SeedgridClient | None = None
         self._timer: QTimer | None = None
-        self._connected: bool | None = None
+        self._connection: tuple[bool, str] | None = None
         self._workers_at = 0.0
         self._active: dict[str, JobStatus | None] = {}
         self._fetched: dict[str, set[int]] = {}
@@ -67,7 +73,8 @@ class Backend(QObject):
             self.submit_failed.emit(exc.field, str(exc))
             return
         except (redis.RedisError, OSError) as exc:
-            self.submit_failed.emit("", f"not sent: Redis is unreachable ({exc})")
+            self.submit_failed.emit("", f"not sent: {connection_message(exc)}")
+            self._set_connection(False, connection_message(exc))
             return
         self._active[job_id] = None
         self._fetched[job_id] = set()
@@ -78,26 +85,64 @@ class Backend(QObject):
     def cancel(self, job_id: str) -> None:
         try:
             self.api.cancel(job_id)
-        except (redis.RedisError, OSError, KeyError) as exc:
-            self.connection_changed.emit(False, f"cancel failed: {exc}")
+        except KeyError:
+            self._drop(job_id, EXPIRED, "no longer in Redis (expired, or Redis lost its data)")
+        except (redis.RedisError, OSError) as exc:
+            self._set_connection(False, f"cancel failed: {connection_message(exc)}")
+            return
         self.poll()
 
     @Slot()
     def poll(self) -> None:
+        """One round of calls; the connection state is what the last of them said."""
         try:
             if time.monotonic() - self._workers_at > WORKERS_EVERY_S:
-                self._workers_at = time.monotonic()
-                self.workers_changed.emit(self.api.workers())
+                self._poll_workers()
+            elif not self._active:
+                self.api.redis.ping()
             for job_id in list(self._active):
-                self._poll_job(job_id)
-        except (redis.RedisError, OSError) as exc:
-            if self._connected is not False:
-                self._connected = False
-                self.connection_changed.emit(False, f"Redis unreachable ({type(exc).__name__}); retrying")
+                self._poll_one(job_id)
+        except Exception as exc:
+            if not is_connection_error(exc):
+                raise
+            self._set_connection(False, connection_message(exc))
             return
-        if self._connected is not True:
-            self._connected = True
-            self.connection_changed.emit(True, "connected")
+        self._set_connection(True, "connected")
+
+    def _set_connection(self, ok: bool, message: str) -> None:
+        if self._connection != (ok, message):
+            self._connection = (ok, message)
+            self.connection_changed.emit(ok, message)
+
+    def _poll_workers(self) -> None:
+        self._workers_at = time.monotonic()
+        try:
+            workers = self.api.workers()
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise
+            log.warning("unreadable worker list", exc_info=True)  # a malformed heartbeat; read again later
+            return
+        self.workers_changed.emit(workers)
+
+    def _poll_one(self, job_id: str) -> None:
+        """Follow one job; a failure of its own records ends only this job (a lost connection ends the round)."""
+        try:
+            self._poll_job(job_id)
+        except KeyError:
+            self._drop(job_id, EXPIRED, "no longer in Redis (expired, or Redis lost its data)")
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise
+            log.warning("job %s: unreadable record", job_id, exc_info=True)
+            self._drop(job_id, LOST, f"unreadable record ({type(exc).__name__}: {exc})")
+
+    def _drop(self, job_id: str, state: str, reason: str) -> None:
+        self._active.pop(job_id, None)
+        self._fetched.pop(job_id, None)
+        for key in [k for k in self._preview_steps if k[0] == job_id]:
+            del self._preview_steps[key]
+        self.job_lost.emit(job_id, state, reason)
 
     def _poll_job(self, job_id: str) -> None:
         status = self.api.status(job_id)

@@ -11,6 +11,7 @@ ImageRole = Qt.ItemDataRole.UserRole + 2  # final QImage, or None
 PreviewRole = Qt.ItemDataRole.UserRole + 3  # latest preview QImage, or None
 PngRole = Qt.ItemDataRole.UserRole + 4  # the PNG bytes with their metadata
 ProgressRole = Qt.ItemDataRole.UserRole + 5  # 0..1 for a cell still being made
+CellStateRole = Qt.ItemDataRole.UserRole + 6  # why a cell will get no image ("cancelled", "expired"...), or None
 
 
 class GridModel(QAbstractTableModel):
@@ -23,11 +24,12 @@ class GridModel(QAbstractTableModel):
         self.images: dict[int, QImage] = {}
         self.pngs: dict[int, bytes] = {}
         self.previews: dict[int, QImage] = {}
+        self.gone = ""  # "expired" or "lost" once the app can no longer follow the job
 
     @property
     def title(self) -> str:
         prompt = self.request.prompts[0]
-        state = self.status.state.value if self.status else "queued"
+        state = self.gone or (self.status.state.value if self.status else "queued")
         more = f" (+{len(self.request.prompts) - 1} prompts)" if len(self.request.prompts) > 1 else ""
         return f"{prompt[:48]}{more} · {len(self.request.seeds)} seeds · {state}"
 
@@ -62,6 +64,8 @@ class GridModel(QAbstractTableModel):
             return self.pngs.get(item.index)
         if role == ProgressRole:
             return self._cell_progress(item.index)
+        if role == CellStateRole:
+            return self._cell_state(item.index)
         return None
 
     def headerData(self, section: int, orientation, role: int = Qt.ItemDataRole.DisplayRole):
@@ -76,6 +80,10 @@ class GridModel(QAbstractTableModel):
         self.status = status
         self._changed_all()
 
+    def set_gone(self, state: str) -> None:
+        self.gone = state
+        self._changed_all()
+
     def set_image(self, index: int, image: QImage, png: bytes) -> None:
         self.images[index] = image
         self.pngs[index] = png
@@ -87,8 +95,17 @@ class GridModel(QAbstractTableModel):
             self.previews[index] = image
             self._changed(index)
 
+    def _cell_state(self, index: int) -> str | None:
+        if index in self.images:
+            return None
+        if self.gone:
+            return self.gone
+        if self.status is not None and self.status.state in (JobState.CANCELLED, JobState.FAILED):
+            return self.status.state.value  # (succeeded: the cell's image is on its way)
+        return None
+
     def _cell_progress(self, index: int) -> float | None:
-        if index in self.images or self.status is None:
+        if index in self.images or self.status is None or self._cell_state(index):
             return None
         if self.status.state == JobState.RUNNING and self.status.steps:
             return self.status.step / self.status.steps

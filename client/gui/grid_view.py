@@ -4,7 +4,7 @@ from PySide6.QtCore import QRect, QSize, Qt, Signal
 from PySide6.QtGui import QColor, QPainter
 from PySide6.QtWidgets import QAbstractItemView, QHeaderView, QStyle, QStyledItemDelegate, QTableView
 
-from seedgrid.client.gui.grid_model import ImageRole, ItemRole, PreviewRole, ProgressRole
+from seedgrid.client.gui.grid_model import CellStateRole, ImageRole, ItemRole, PreviewRole, ProgressRole
 
 PLACEHOLDER = QColor(70, 70, 70)
 SELECTED = QColor(66, 133, 244)
@@ -24,6 +24,10 @@ class CellDelegate(QStyledItemDelegate):
             painter.drawImage(x, y, scaled)
         else:
             painter.fillRect(rect, PLACEHOLDER)
+        state = index.data(CellStateRole)
+        if state:
+            painter.setPen(Qt.GlobalColor.white)
+            painter.drawText(rect, Qt.AlignmentFlag.AlignCenter, state)
         progress = index.data(ProgressRole)
         if progress is not None:
             bar = QRect(rect.x(), rect.bottom() - 5, int(rect.width() * progress), 5)

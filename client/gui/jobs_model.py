@@ -5,13 +5,17 @@ import time
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from seedgrid.client.gui.table_model import RowsTableModel
-from seedgrid.shared.job import JobStatus
+from seedgrid.shared.job import JobState, JobStatus
 
 JobIdRole = Qt.ItemDataRole.UserRole + 1
 
 
 class JobsModel(RowsTableModel):
     columns = ("job", "state", "progress", "worker", "elapsed")
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.gone: dict[str, tuple[str, str]] = {}  # job id -> ("expired" or "lost", reason): no longer followed
 
     @property
     def jobs(self) -> list[JobStatus]:
@@ -24,16 +28,30 @@ class JobsModel(RowsTableModel):
         if role == JobIdRole:
             return job.job_id
         if role == Qt.ItemDataRole.ToolTipRole:
-            return job.error or job.job_id
+            gone = self.gone.get(job.job_id)
+            return gone[1] if gone else job.error or job.job_id
         if role != Qt.ItemDataRole.DisplayRole:
             return None
         return {
             "job": job.job_id[:8],
-            "state": job.state.value,
+            "state": self.state_text(job),
             "worker": job.worker or "-",
             "elapsed": _elapsed(job),
             "progress": f"{job.progress:.0%} ({job.images_done}/{job.images_total})",
         }[self.columns[index.column()]]
+
+    def state_text(self, job: JobStatus) -> str:
+        if job.job_id in self.gone:
+            return self.gone[job.job_id][0]
+        if job.state == JobState.QUEUED and job.lost_worker:
+            return "worker lost, waiting for another"
+        return job.state.value
+
+    def mark_gone(self, job_id: str, state: str, reason: str) -> None:
+        self.gone[job_id] = (state, reason)
+        for row, job in enumerate(self.rows):
+            if job.job_id == job_id:
+                self.dataChanged.emit(self.index(row, 0), self.index(row, len(self.columns) - 1))
 
     def upsert(self, status: JobStatus) -> None:
         for row, job in enumerate(self.rows):

@@ -52,6 +52,7 @@ class MainWindow(QMainWindow):
         self.workers = WorkersModel(self)
         self.current_grid: GridModel | None = None
         self.connected = False
+        self.sending = 0  # submits the backend has not answered yet
 
         self.compose = ComposePanel()
         self.grid_view = GridView()
@@ -128,8 +129,9 @@ class MainWindow(QMainWindow):
         self.backend.connection_changed.connect(self._connection_changed)
         self.backend.workers_changed.connect(self._workers_changed)
         self.backend.job_submitted.connect(self._job_submitted)
-        self.backend.submit_failed.connect(self.compose.show_error)
+        self.backend.submit_failed.connect(self._submit_failed)
         self.backend.job_changed.connect(self._job_changed)
+        self.backend.job_lost.connect(self._job_lost)
         self.backend.image_ready.connect(self._image_ready)
         self.backend.preview_ready.connect(self._preview_ready)
         self.backend_thread.start()
@@ -155,8 +157,14 @@ class MainWindow(QMainWindow):
 
     # -- actions
     def submit(self, request) -> None:
-        self.statusBar().showMessage("submitting…", 2000)
+        self.sending += 1
+        self.statusBar().showMessage("sending…")  # until the backend answers, however long Redis takes
         self.submit_requested.emit(request)
+
+    def _answered(self) -> None:
+        self.sending = max(0, self.sending - 1)
+        if not self.sending and self.statusBar().currentMessage() == "sending…":
+            self.statusBar().clearMessage()
 
     def show_grid(self, grid: GridModel | None) -> None:
         self.current_grid = grid
@@ -291,7 +299,14 @@ class MainWindow(QMainWindow):
         if not workers:
             self.statusBar().showMessage("no online workers", 3000)
 
+    def _submit_failed(self, field: str, message: str) -> None:
+        self._answered()
+        self.compose.show_error(field, message)
+        if not field:  # not a field's fault: Redis's, with its reason
+            self.statusBar().showMessage(message, 10000)
+
     def _job_submitted(self, job_id: str, request) -> None:
+        self._answered()
         grid = GridModel(job_id, request, self)
         self.history.add(grid)
         self.show_grid(grid)
@@ -311,6 +326,13 @@ class MainWindow(QMainWindow):
             grid.set_status(status)
         if status.error:
             self.statusBar().showMessage(f"job {status.job_id[:8]} {status.state.value}: {status.error}", 8000)
+
+    def _job_lost(self, job_id: str, state: str, reason: str) -> None:
+        self.jobs.mark_gone(job_id, state, reason)
+        grid = self.history.find(job_id)
+        if grid is not None:
+            grid.set_gone(state)
+        self.statusBar().showMessage(f"job {job_id[:8]} {state}: {reason}", 8000)
 
     def _image_ready(self, job_id: str, index: int, image: QImage, png: bytes) -> None:
         grid = self.history.find(job_id)
