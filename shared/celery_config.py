@@ -8,7 +8,9 @@ from seedgrid.shared.redis_conn import (
     HEALTH_CHECK_SECONDS,
     SOCKET_TIMEOUT,
     celery_tls_options,
+    keepalive_options,
 )
+from seedgrid.shared.redis_sentinel import celery_transport_options, celery_url, is_sentinel_url
 from seedgrid.shared.settings import get_settings
 
 
@@ -39,13 +41,17 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         "queue_order_strategy": "priority",
         # Bounded waits: a half-open connection raises instead of hanging a publish or an ack, and
         # kombu drops a BRPOP whose reply is overdue (within about 1 + 2 * 10 s).
-        "socket_timeout": SOCKET_TIMEOUT * 2,
+        "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(),
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "retry_on_timeout": True,
     }
     tls = celery_tls_options(redis_url)
+    if is_sentinel_url(redis_url):  # kombu's and Celery's own form, the master's name in the options
+        transport = {**transport, **celery_transport_options(redis_url)}
+        redis_url = celery_url(redis_url)
     app.conf.update(
         broker_use_ssl=tls,
         redis_backend_use_ssl=tls,
@@ -62,7 +68,7 @@ def configure_celery(app: Celery, redis_url: str | None) -> None:
         broker_transport_options=transport,
         result_backend_transport_options=transport,
         result_expires=result_ttl(),
-        redis_socket_timeout=SOCKET_TIMEOUT * 2,
+        redis_socket_timeout=SOCKET_TIMEOUT,
         redis_socket_connect_timeout=CONNECT_TIMEOUT,
         redis_socket_keepalive=True,
         redis_retry_on_timeout=True,

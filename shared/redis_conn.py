@@ -1,6 +1,7 @@
 """Connecting to Redis safely: a password unless on loopback, TLS with a CA file for rediss://."""
 
 import ipaddress
+import socket
 import ssl
 from urllib.parse import unquote, urlsplit
 
@@ -10,7 +11,7 @@ from redis.retry import Retry
 
 from seedgrid.shared.settings import get_settings
 
-SCHEMES = ("redis", "rediss")
+SCHEMES = ("redis", "rediss", "sentinel")
 CA_ENV = "SEEDGRID_REDIS_CA"
 
 
@@ -30,6 +31,11 @@ def is_loopback(host: str) -> bool:
 def check_redis_url(url: str) -> None:
     """Refuse a URL that would expose the queue: any host but loopback needs a password (or ACL user)."""
     parts = urlsplit(url)
+    if parts.scheme == "sentinel":
+        from seedgrid.shared.redis_sentinel import parse_sentinel_url  # it imports this module
+
+        parse_sentinel_url(url)
+        return
     if parts.scheme not in SCHEMES:
         raise UnsafeRedisURL(f"Redis URL: scheme {parts.scheme!r} is not one of {', '.join(SCHEMES)}")
     if not parts.hostname:
@@ -82,6 +88,12 @@ CALL_BOUND_SECONDS = (RETRIES + 1) * (CONNECT_TIMEOUT + SOCKET_TIMEOUT) + RETRIE
 HEALTH_CHECK_SECONDS = 10
 
 
+def keepalive_options() -> dict[int, int]:
+    """TCP keepalive probes after 10 s idle, every 5 s, 3 of them: a dead peer is noticed in about 25 s."""
+    names = {"TCP_KEEPIDLE": 10, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+    return {getattr(socket, name): value for name, value in names.items() if hasattr(socket, name)}
+
+
 def retry_policy() -> Retry:
     return Retry(ExponentialWithJitterBackoff(base=0.1, cap=BACKOFF_CAP), RETRIES)
 
@@ -91,6 +103,7 @@ def connection_options() -> dict:
         "socket_timeout": SOCKET_TIMEOUT,
         "socket_connect_timeout": CONNECT_TIMEOUT,
         "socket_keepalive": True,
+        "socket_keepalive_options": keepalive_options(),
         "health_check_interval": HEALTH_CHECK_SECONDS,
         "retry": retry_policy(),
         "retry_on_error": [redis.ConnectionError, redis.TimeoutError],
@@ -100,4 +113,8 @@ def connection_options() -> dict:
 def connect(url: str, **kwargs) -> redis.Redis:
     """A client for `url` with the bounded timeouts and retry policy above (`kwargs` override them)."""
     check_redis_url(url)
+    if urlsplit(url).scheme == "sentinel":
+        from seedgrid.shared.redis_sentinel import master_client
+
+        return master_client(url, {**connection_options(), **kwargs})
     return redis.Redis.from_url(url, **tls_options(url), **{**connection_options(), **kwargs})

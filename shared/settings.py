@@ -16,7 +16,10 @@ class SettingsError(ValueError):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix=PREFIX, env_ignore_empty=True, extra="ignore", frozen=True)
 
-    redis_url: str | None = Field(None, description="a Redis URL: redis://:PASSWORD@HOST:6379/0 or rediss://...")
+    redis_url: str | None = Field(
+        None,
+        description="a Redis URL: redis://:PASSWORD@HOST:6379/0, rediss://... or sentinel://:PASSWORD@HOST:26379,.../0?master=NAME",
+    )
     redis_ca: str | None = Field(None, description="the path of a CA file that signed the rediss:// server")
     client_id: str | None = Field(None, description="a name for this client's jobs (default: user@host)")
     visibility_timeout: int = Field(

@@ -61,6 +61,9 @@ def test_a_20_s_partition_mid_job_neither_hangs_the_worker_nor_loses_or_doubles_
         assert sorted(r.index for r in client.images(job_id)) == list(range(6)) and status.images_done == 6
         # Its heartbeat's connection went silent too: it advertises itself again within a call's bound.
         assert client.wait_for_worker("simulated", timeout=60).name == worker.name
+        # Celery's connections went silent too: stale ones time out (before, they waited for ever).
+        after = client.submit(small("after the partition", 2))
+        assert client.wait(after, timeout=90).state == JobState.SUCCEEDED
     assert worker.alive()
 
 

@@ -13,6 +13,7 @@ from kombu.exceptions import OperationalError
 
 from seedgrid.client.api import JobTimeout, NoWorkerOnline, WorkerExited
 from seedgrid.shared.embedded_redis import RedisUnavailable
+from seedgrid.shared.redis_sentinel import is_sentinel_url, parse_sentinel_url
 
 # What torch says when CUDA cannot be used at all (no CUDA build, no driver, no GPU).
 CUDA_UNAVAILABLE = (
@@ -40,6 +41,11 @@ class JobInterrupted(Exception):
 def server_name(url: str | None) -> str:
     if not url:
         return "the private Redis"
+    if is_sentinel_url(url):
+        try:
+            return parse_sentinel_url(url).label()
+        except ValueError:
+            return "the Redis behind Sentinel"
     parts = urlsplit(url)
     return f"Redis at {parts.hostname}:{parts.port or 6379}"
 
