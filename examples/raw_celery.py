@@ -64,7 +64,8 @@ def batch_key(request: dict) -> str:
 def write_record(
     r: redis.Redis, job_id: str, request: dict, client_id: str, priority: int, ttl: int = RESULT_TTL
 ) -> None:
-    """The job hash, the merge pool entry and the client's index, in one transaction, before the task."""
+    """The job hash, the merge pool and queued-jobs entries and the client's index, in one transaction,
+    before the task."""
     now = time.time()
     images = len(request["prompts"]) * len(request["seeds"])
     job = f"seedgrid:job:{job_id}"
@@ -87,6 +88,9 @@ def write_record(
             pool = f"seedgrid:pool:{batch_key(request)}"
             p.zadd(pool, {job_id: priority * 1e13 + now * 1000})
             p.expire(pool, ttl)
+        queued = f"seedgrid:queued:{request['model']}"
+        p.zadd(queued, {job_id: now})
+        p.expire(queued, ttl)
         p.lpush(index, job_id)
         p.ltrim(index, 0, 999)
         p.expire(index, ttl)

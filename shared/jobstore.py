@@ -11,6 +11,7 @@ from seedgrid.shared.celery_config import result_ttl
 from seedgrid.shared.job import ImageRecord, JobState, JobStatus
 from seedgrid.shared.leases import lease_seconds
 from seedgrid.shared.mergepool import add_to_pool
+from seedgrid.shared.orphans import index_queued
 from seedgrid.shared.replies import data, text
 from seedgrid.shared.request import JobRequest
 from seedgrid.shared.workers import WorkerInfo
@@ -79,6 +80,7 @@ class JobStore:
             )
             p.expire(key, self.ttl)
             add_to_pool(p, job_id, request, priority, now, self.ttl)
+            index_queued(p, job_id, request.model, self.ttl, now)
             p.lpush(names.client_jobs_key(client_id), job_id)
             p.ltrim(names.client_jobs_key(client_id), 0, 999)
             p.expire(names.client_jobs_key(client_id), self.ttl)
@@ -108,11 +110,13 @@ class JobStore:
             self.redis.hincrby(key, "attempts", 1)
         return deliveries
 
-    def requeued(self, job_id: str, next_turn: int | None = None) -> None:
+    def requeued(self, job_id: str, next_turn: int | None = None, model: str = "") -> None:
         """Between two turns of a large job: back in the queue, behind other clients' jobs."""
         key = names.job_key(job_id)
         with self.redis.pipeline() as p:
             p.hset(key, mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
+            if model:
+                index_queued(p, job_id, model, self.ttl)
             if next_turn is not None:  # what a takeover sends if the worker stops before the next turn starts
                 p.hset(key, "turn", next_turn)
             p.execute()

@@ -74,6 +74,16 @@ def leases_key(model: str) -> str:
     return f"{KEY_PREFIX}:leases:{model}"
 
 
+def queued_key(model: str) -> str:
+    """Sorted set: the jobs of a model by when they were last queued (checked for lost messages)."""
+    return f"{KEY_PREFIX}:queued:{model}"
+
+
+# kombu's Redis transport: delivered, unacknowledged messages by delivery tag, and their delivery times.
+UNACKED_KEY = "unacked"
+UNACKED_INDEX_KEY = "unacked_index"
+
+
 def merge_pool_key(batch_key: str) -> str:
     """Sorted set: queued small jobs of one batch key, which a worker may take into a compatible batch."""
     return f"{KEY_PREFIX}:pool:{batch_key}"

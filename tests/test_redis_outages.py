@@ -5,6 +5,7 @@ talks to Redis directly. Default visibility timeout: Celery's redelivery must no
 """
 
 import time
+import uuid
 
 import pytest
 
@@ -12,6 +13,7 @@ from seedgrid.client.api import SeedgridClient
 from seedgrid.shared import names
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
+from seedgrid.shared.orphans import GRACE_SECONDS
 from seedgrid.shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
@@ -23,6 +25,8 @@ DEFAULT_VISIBILITY_TIMEOUT = "7200"
 PARTITION_SECONDS = 20
 # Longer than redis-py's own retries ride out (about 7 s), so only the runner's waiting saves the job.
 OUTAGE_SECONDS = 15
+# Long enough that kombu's write of the delivered message to its unacknowledged set times out.
+IN_TRANSIT_SECONDS = 8
 
 
 @pytest.fixture
@@ -83,4 +87,23 @@ def test_redis_going_away_as_a_delivery_starts_delays_the_job_without_losing_it(
         print(f"Redis away {OUTAGE_SECONDS} s from the delivery's first call: job done after {seconds:.1f} s")
         assert status.state == JobState.SUCCEEDED, status
         assert status.attempts == 1 and sorted(r.index for r in client.images(job_id)) == [0, 1]
+    assert worker.alive()
+
+
+def test_a_task_lost_in_transit_is_sent_again_by_an_idle_worker(proxied):
+    server, proxy, factory = proxied
+    worker = factory.start(name="in-transit", model="simulated", extra_args=["--simulated-seconds", "0.1"])
+    prompt = f"lost in transit {uuid.uuid4().hex}"
+    # The partition starts as Redis hands the task over (BRPOP popped it): kombu cannot record it as
+    # delivered, so the message is gone, in no queue and not unacknowledged.
+    trigger = proxy.break_when(prompt, "partition", IN_TRANSIT_SECONDS)
+    with SeedgridClient(server.url) as client:
+        job_id = client.submit(small(prompt, 2))
+        assert trigger.fired.wait(60), "the task never reached the worker"
+        status = client.wait(job_id, timeout=GRACE_SECONDS + 90)
+        assert trigger.fired_at is not None
+        seconds = time.monotonic() - trigger.fired_at
+        print(f"task lost in transit ({IN_TRANSIT_SECONDS} s partition): job done after {seconds:.1f} s")
+        assert status.state == JobState.SUCCEEDED, status
+        assert sorted(r.index for r in client.images(job_id)) == [0, 1]
     assert worker.alive()

@@ -125,7 +125,7 @@ def run_leased(
     if host.outcome is not None:
         return finished(job_id, host.outcome, error=host.error)
     if len(this_turn) < len(pending):
-        until_redis_returns(store.requeued, job_id, turn + 1)
+        until_redis_returns(store.requeued, job_id, turn + 1, request.model)
         until_redis_returns(requeue, turn + 1)
         return finished(job_id, JobState.QUEUED, images_done=host.images_done)
     until_redis_returns(store.finish, job_id, JobState.SUCCEEDED)

@@ -9,20 +9,17 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Callable
 
 import redis
 
 from seedgrid.shared.leases import Leases, renew_seconds
+from seedgrid.shared.orphans import index_queued
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.settings import get_settings
+from seedgrid.worker.lost_messages import LostMessages, Send
 from seedgrid.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
-
-# Sends a job's task again: (job id, request, turn, priority or None for the default).
-Send = Callable[[str, dict, int, int | None], None]
-
 
 class LeaseKeeper(threading.Thread):
     def __init__(self, runtime: WorkerRuntime, redis_url: str, send: Send):
@@ -31,6 +28,7 @@ class LeaseKeeper(threading.Thread):
         self.redis = connect(redis_url)
         self.leases = Leases(self.redis, runtime.engine.model_name)
         self.send = send
+        self.lost_messages = LostMessages(runtime, self.redis, send)
         self.stopped = threading.Event()
 
     def renew(self) -> None:
@@ -52,6 +50,7 @@ class LeaseKeeper(threading.Thread):
                 continue
             try:
                 request = json.loads(takeover.request)
+                index_queued(self.redis, job_id, self.runtime.engine.model_name, self.runtime.store.ttl)
                 self.send(job_id, request, takeover.turn, takeover.priority)
             except Exception:
                 log.exception("job %s: could not send it again; retried at the next scan", job_id)
@@ -72,6 +71,7 @@ class LeaseKeeper(threading.Thread):
                 if time.monotonic() >= next_scan:
                     next_scan = time.monotonic() + renew_seconds()
                     self.take_over_lapsed()
+                    self.lost_messages.scan()
             except redis.RedisError as exc:
                 log.warning("lease renewal or scan failed: %s", exc)
             self.stopped.wait(renew_seconds())
