@@ -12,12 +12,12 @@ import pytest
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared import names
 from seedgrid.shared.embedded_redis import EmbeddedRedis
-from seedgrid.shared.job import JobState
+from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.orphans import GRACE_SECONDS
 from seedgrid.shared.request import JobRequest
 from tests.conftest import WorkerFactory
 from tests.helpers import wait_until
-from tests.tcp_proxy import FaultyProxy
+from tests.tcp_proxy import FaultyProxy, Trigger
 
 pytestmark = pytest.mark.processes
 
@@ -44,6 +44,17 @@ def proxied(tmp_path):
 
 def small(prompt: str, images: int) -> JobRequest:
     return JobRequest(model="simulated", prompts=[prompt], seeds=list(range(images)), steps=4, width=64, height=64)
+
+
+def finished_after(client: SeedgridClient, job_id: str, trigger: Trigger, timeout: float, what: str) -> JobStatus:
+    """Wait for the job, print the seconds from the fault to its end, check it succeeded with both images."""
+    assert trigger.fired.wait(60), "the task never reached the worker"
+    status = client.wait(job_id, timeout=timeout)
+    assert trigger.fired_at is not None
+    print(f"{what}: the job was done {time.monotonic() - trigger.fired_at:.1f} s after the fault began")
+    assert status.state == JobState.SUCCEEDED, status
+    assert sorted(r.index for r in client.images(job_id)) == [0, 1]
+    return status
 
 
 def test_a_20_s_partition_mid_job_neither_hangs_the_worker_nor_loses_or_doubles_an_image(proxied):
@@ -80,13 +91,8 @@ def test_redis_going_away_as_a_delivery_starts_delays_the_job_without_losing_it(
         worker = factory.start(
             name="at-start", model="simulated", extra_args=["--simulated-seconds", "0.1"], wait=False
         )
-        assert trigger.fired.wait(60), "the task never reached the worker"
-        status = client.wait(job_id, timeout=OUTAGE_SECONDS + 60)
-        assert trigger.fired_at is not None
-        seconds = time.monotonic() - trigger.fired_at
-        print(f"Redis away {OUTAGE_SECONDS} s from the delivery's first call: job done after {seconds:.1f} s")
-        assert status.state == JobState.SUCCEEDED, status
-        assert status.attempts == 1 and sorted(r.index for r in client.images(job_id)) == [0, 1]
+        status = finished_after(client, job_id, trigger, OUTAGE_SECONDS + 60, f"Redis away {OUTAGE_SECONDS} s")
+        assert status.attempts == 1
     assert worker.alive()
 
 
@@ -99,11 +105,5 @@ def test_a_task_lost_in_transit_is_sent_again_by_an_idle_worker(proxied):
     trigger = proxy.break_when(prompt, "partition", IN_TRANSIT_SECONDS)
     with SeedgridClient(server.url) as client:
         job_id = client.submit(small(prompt, 2))
-        assert trigger.fired.wait(60), "the task never reached the worker"
-        status = client.wait(job_id, timeout=GRACE_SECONDS + 90)
-        assert trigger.fired_at is not None
-        seconds = time.monotonic() - trigger.fired_at
-        print(f"task lost in transit ({IN_TRANSIT_SECONDS} s partition): job done after {seconds:.1f} s")
-        assert status.state == JobState.SUCCEEDED, status
-        assert sorted(r.index for r in client.images(job_id)) == [0, 1]
+        finished_after(client, job_id, trigger, GRACE_SECONDS + 90, f"task lost in transit ({IN_TRANSIT_SECONDS} s)")
     assert worker.alive()
