@@ -154,7 +154,10 @@ class MergePool:
         lease_ms = lease_seconds() * 1000
         args: list[str | int | float] = [room, worker, host_id, lease_ms, time.time(), self.ttl, expiry_ms()]
         args += candidates
-        return _triples(self._claim(keys=keys, args=args))
+        claimed = _triples(self._claim(keys=keys, args=args))
+        if claimed:  # started now: off the list of queued jobs that idle workers check for lost messages
+            self.redis.zrem(names.queued_key(request.model), *(job_id for job_id, _, _ in claimed))
+        return claimed
 
     def start_own(self, job_id: str, worker: str, request: JobRequest, turn: int = 0) -> bool:
         """The job's own delivery takes the job's lease: False while a live worker runs it (a lease holds),
@@ -166,7 +169,10 @@ class MergePool:
             names.leases_key(request.model),
         ]
         args: list[str | int] = [job_id, worker, turn, lease_seconds() * 1000, expiry_ms()]
-        return bool(self._start_own(keys=keys, args=args))
+        started = bool(self._start_own(keys=keys, args=args))
+        if started:
+            self.redis.zrem(names.queued_key(request.model), job_id)
+        return started
 
     def release(self, host_id: str) -> list[tuple[str, str, int | None]]:
         """Give back the unfinished jobs a host took into a batch that never ended (its worker died)."""

@@ -117,3 +117,13 @@ def test_two_idle_workers_send_a_lost_message_once(store, sent):
         for s in scanners:
             s.scan()
     assert [s[0] for s in sent] == [job_id]
+
+
+def test_a_started_or_merged_job_leaves_the_queued_index_at_once(store):
+    index = names.queued_key(SIMULATED_MODEL_NAME)
+    own, merged = queued_long_ago(store), queued_long_ago(store)
+    request = JobRequest.model_validate_json(store.redis.hget(names.job_key(own), "request"))
+    pool = WorkerRuntime(engine=SimulatedEngine(), store=store, name="w").pool
+    assert pool.start_own(own, "w", request)
+    assert [job_id for job_id, _, _ in pool.claim(own, "w", request, room=2)] == [merged]
+    assert store.redis.zscore(index, own) is None and store.redis.zscore(index, merged) is None
