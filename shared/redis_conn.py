@@ -118,3 +118,23 @@ def connect(url: str, **kwargs) -> redis.Redis:
 
         return master_client(url, {**connection_options(), **kwargs})
     return redis.Redis.from_url(url, **tls_options(url), **{**connection_options(), **kwargs})
+
+
+REFUSALS = ("WRONGPASS", "NOAUTH", "NOPERM")
+
+
+def refusal(url: str) -> str | None:
+    """Why Redis at `url` refuses this client (a wrong password, no permission), or None: it answered,
+    or it could not be reached (something to wait for, not to give up on)."""
+    try:
+        with connect(
+            url, socket_connect_timeout=3, socket_timeout=3, retry=Retry(ExponentialWithJitterBackoff(), 0)
+        ) as r:
+            r.ping()
+    except redis.AuthenticationError as exc:
+        return f"Redis refused the password ({exc})"
+    except redis.ResponseError as exc:
+        return f"Redis refused this client ({exc})" if str(exc).startswith(REFUSALS) else None
+    except redis.RedisError:
+        return None
+    return None

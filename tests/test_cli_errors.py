@@ -132,6 +132,14 @@ def test_a_tls_server_with_an_unknown_certificate_is_one_line(tmp_path):
     assert "SEEDGRID_REDIS_CA" in result.stderr
 
 
+def test_worker_with_a_wrong_password_is_refused_before_loading(redis_url):
+    result = seedgrid("worker", "--model", "tiny", "--redis", with_password(redis_url, "not-the-password"))
+    assert result.returncode == 2, result.stderr
+    # One line: nothing was loaded (no "loading tiny" log line) and no traceback.
+    assert len(result.stderr.splitlines()) == 1, result.stderr
+    assert result.stderr.startswith("seedgrid worker: Redis refused the password"), result.stderr
+
+
 def test_worker_on_cuda_without_cuda_is_refused_before_loading(redis_url):
     if importlib.util.find_spec("torch") is None:
         pytest.skip("needs seedgrid[worker]")

@@ -16,7 +16,8 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--model",
         default=settings.model,
-        help="'tiny' (built in), a hub id such as stable-diffusion-v1-5/stable-diffusion-v1-5, "
+        help="'tiny' or 'tiny-xl' (built in, SD and SDXL), a hub id such as "
+        "stable-diffusion-v1-5/stable-diffusion-v1-5, "
         "a local diffusers folder, or a .safetensors file (default: %(default)s)",
     )
     parser.add_argument(
@@ -110,9 +111,10 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         embedded = EmbeddedRedis().start()
         url = embedded.url
         print("No Redis configured: started a private one.\n" + join_hint(url), flush=True)
-    from seedgrid.shared.redis_conn import url_problem
+    from seedgrid.shared.redis_conn import refusal, url_problem
 
-    if problem := url_problem(url):
+    # A refused password ends here, before a model loads; an unreachable Redis is waited for.
+    if problem := url_problem(url) or refusal(url):
         print(f"seedgrid worker: {problem}", file=sys.stderr)
         return 2
     try:
@@ -189,7 +191,7 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
     EngineTask.install(runtime)
     configure_celery(app, url)
     heartbeat = Heartbeat(runtime, url)
-    heartbeat.beat()
+    heartbeat.tick()  # advertised at once; a Redis not up yet is waited for, as Celery waits for it
     heartbeat.start()
     lease_keeper = LeaseKeeper(runtime, url, send_generate)
     lease_keeper.start()
