@@ -36,7 +36,11 @@ class JobTimeout(TimeoutError):
 
 
 class WorkerExited(RuntimeError):
-    """The worker waited for exited before it came online."""
+    """The worker waited for exited before it came online; `reason`: its last words, when known."""
+
+    def __init__(self, message: str, reason: str = ""):
+        super().__init__(message)
+        self.reason = reason
 
 
 class NoWorkerOnline(TimeoutError):

@@ -5,10 +5,15 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 from contextlib import ExitStack
+from typing import TYPE_CHECKING
 
 from seedgrid.shared.embedded_redis import EmbeddedRedis, join_hint
 from seedgrid.shared.names import worker_command
+
+if TYPE_CHECKING:
+    from seedgrid.client.api import SeedgridClient
 
 WORKER_PACKAGES = ("torch", "diffusers", "transformers")
 
@@ -18,7 +23,8 @@ def missing_worker_packages() -> list[str]:
 
 
 class LocalWorker:
-    """A `seedgrid worker` child process; its output goes to `log_path` or is inherited."""
+    """A `seedgrid worker` child process; its output goes to `log_path`, else to a private file kept
+    for its last words (why it exited)."""
 
     def __init__(
         self,
@@ -36,16 +42,27 @@ class LocalWorker:
         if device:
             cmd += ["--device", device]
         cmd += extra_args or []
-        self._log = open(log_path, "ab") if log_path else None
+        self._log = open(log_path, "ab") if log_path else tempfile.TemporaryFile()
         self.process = subprocess.Popen(
             cmd,
-            stdout=subprocess.DEVNULL if self._log is None else self._log,
+            stdout=self._log,
             stderr=subprocess.STDOUT,
             env={**os.environ, **(env or {}), "SEEDGRID_REDIS_URL": redis_url},
         )
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def last_words(self) -> str:
+        """The worker's own one-line refusal (`seedgrid worker: ...`), else its last line of output."""
+        if self._log.closed:
+            return ""
+        self._log.flush()
+        with open(self._log.fileno(), "rb", closefd=False) as out:
+            out.seek(max(0, os.fstat(out.fileno()).st_size - 8192))
+            lines = [line.strip() for line in out.read().decode(errors="replace").splitlines() if line.strip()]
+        own = [line.removeprefix("seedgrid worker: ") for line in lines if line.startswith("seedgrid worker: ")]
+        return (own or lines or [""])[-1][:300]
 
     def stop(self, timeout: float = 20.0) -> None:
         """Warm shutdown first (Celery finishes or hands back the job), then kill."""
@@ -56,8 +73,7 @@ class LocalWorker:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
-        if self._log is not None:
-            self._log.close()
+        self._log.close()
 
 
 class LocalStack(ExitStack):
@@ -92,4 +108,15 @@ class LocalStack(ExitStack):
     def start_worker(self, model: str, device: str | None = None, log_path: str | None = None) -> LocalWorker:
         worker = LocalWorker(self.redis_url, model, device, log_path)
         self.callback(worker.stop)
+        return worker
+
+    def start_worker_online(self, client: "SeedgridClient", model: str, device: str | None = None) -> LocalWorker:
+        """A local worker, once it serves `model`; WorkerExited says why when it stops before."""
+        from seedgrid.client.api import WorkerExited
+
+        worker = self.start_worker(model, device)
+        try:
+            client.wait_for_worker(model, alive=worker.alive)
+        except WorkerExited as exc:
+            raise WorkerExited(str(exc), worker.last_words()) from None
         return worker

@@ -151,6 +151,18 @@ def test_worker_on_cuda_without_cuda_is_refused_before_loading(redis_url):
     assert "use --device cpu" in result.stderr
 
 
+def test_generate_with_its_own_worker_on_cuda_without_cuda_says_why_it_could_not_start(tmp_path):
+    # No Redis configured: generate starts a private Redis and a local worker, which refuses --device cuda.
+    result = seedgrid(
+        "generate", "x", *SMALL, "--device", "cuda", "--out", str(tmp_path), env={"CUDA_VISIBLE_DEVICES": ""}
+    )
+    assert result.returncode == 1, result.stderr
+    line = [line for line in result.stderr.splitlines() if line.startswith("seedgrid generate:")]
+    assert len(line) == 1 and "Traceback" not in result.stderr, result.stderr
+    assert "exited before it came online: --device cuda: " in line[0], line
+    assert "this torch has no CUDA support" in line[0] or "no CUDA GPU is usable" in line[0]
+
+
 def test_ctrl_c_on_generate_cancels_the_job(redis_url, tmp_path):
     proc = start("generate", "interrupted", *SMALL, *UNSERVED, "--out", str(tmp_path), redis_url=redis_url)
     first = proc.stderr.readline()  # the progress bar: the command is following the job

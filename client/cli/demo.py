@@ -47,8 +47,7 @@ def run(args: argparse.Namespace) -> int:
         client = stack.enter_context(SeedgridClient(stack.redis_url))
         if stack.embedded:
             started = time.perf_counter()
-            worker = stack.start_worker(args.model, args.device)
-            client.wait_for_worker(args.model, alive=worker.alive)
+            stack.start_worker_online(client, args.model, args.device)
             print(f"worker for {args.model} online after {time.perf_counter() - started:.1f} s")
         failures = 0
         for label, request, grid_name in demo_requests(args.model):

@@ -78,6 +78,8 @@ def describe(exc: BaseException, url: str | None, setting: str = "SEEDGRID_REDIS
     if isinstance(exc, JobInterrupted):
         return Problem(str(exc), 130)
     if isinstance(exc, WorkerExited):
+        if exc.reason:
+            return Problem(f"{exc}: {exc.reason}")
         return Problem(f"{exc}: `seedgrid worker` with the same --model and --device says why")
     if isinstance(exc, (JobTimeout, NoWorkerOnline)):
         return Problem(str(exc))

@@ -61,8 +61,7 @@ def run(args: argparse.Namespace) -> int:
         if args.detach:
             return detach(client, request, args)
         if stack.embedded:
-            worker = stack.start_worker(request.model, args.device)
-            client.wait_for_worker(request.model, alive=worker.alive)
+            stack.start_worker_online(client, request.model, args.device)
         return follow_and_save(
             client,
             request,
