@@ -16,7 +16,7 @@ import redis
 from seedgrid.shared import names
 from seedgrid.shared.replies import text
 
-GRACE_SECONDS = 20.0
+GRACE_SECONDS = 10.0  # far longer than from writing a record or popping a task to the next call
 CHECK_LIMIT = 20
 
 
