@@ -15,7 +15,11 @@ def add_parsers(subparsers) -> None:
         "--redis", default=url, help="Redis URL (default: $SEEDGRID_REDIS_URL, else the last one the app connected to)"
     )
     p.set_defaults(run=gui)
-    p = subparsers.add_parser("up", help="one machine: a private Redis, a local worker and the app, stopped together")
+    p = subparsers.add_parser(
+        "up",
+        help="one machine: a private Redis, a local worker (started again if it dies) and the app, "
+        "stopped together (also by Ctrl+C)",
+    )
     p.add_argument("--model", default="tiny", help="model of the local worker (default: tiny, built in)")
     p.add_argument("--device", choices=["cuda", "cpu"], help="device of the local worker")
     p.add_argument("--redis", default=url, help="use this Redis instead of a private one")
@@ -50,7 +54,11 @@ def up(args: argparse.Namespace) -> int:
     if _qt_missing():
         return 2
     from seedgrid.client.gui.app import run_app
+    from seedgrid.client.local import LocalWorker
+    from seedgrid.client.worker_keeper import WorkerKeeper
 
     with LocalStack(args.redis) as stack:
-        stack.start_worker(args.model, args.device)
+        keeper = WorkerKeeper(lambda: LocalWorker(stack.redis_url, args.model, args.device))
+        stack.callback(keeper.stop)
+        keeper.start()
         return run_app(stack.redis_url, model=args.model)

@@ -4,6 +4,7 @@ import sys
 
 from PySide6.QtWidgets import QApplication
 
+from seedgrid.client.gui.interrupt import quit_on_ctrl_c
 from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.client.gui.settings import remember_redis_url
 
@@ -19,6 +20,7 @@ def run_app(redis_url: str, model: str | None = None, remember: bool = False) ->
     if remember:
         remember_when_connected(window, redis_url)
     window.show()
+    quit_on_ctrl_c(app)
     try:
         return app.exec()
     finally:
