@@ -10,6 +10,7 @@ or leased job is acknowledged without running.
 """
 
 import time
+from typing import cast
 
 import redis
 
@@ -46,7 +47,11 @@ class Orphans:
     def candidates(self, now: float | None = None) -> list[str]:
         """Jobs queued longer than GRACE_SECONDS ago and still indexed; others leave the index."""
         cutoff = (time.time() if now is None else now) - GRACE_SECONDS
-        members = [text(m) for m in self.redis.zrangebyscore(self.key, "-inf", cutoff, start=0, num=CHECK_LIMIT)]
+        # without withscores the answer is members only; redis-py's type also covers (member, score) pairs
+        found_ids = cast(
+            list[bytes | str], self.redis.zrangebyscore(self.key, "-inf", cutoff, start=0, num=CHECK_LIMIT)
+        )
+        members = [text(m) for m in found_ids]
         found = []
         for job_id in members:
             state = self.redis.hget(names.job_key(job_id), "state")
@@ -65,7 +70,7 @@ class Orphans:
             if any(marker in m for m in self.redis.lrange(key, 0, -1)):
                 return True
         since = (time.time() if now is None else now) - GRACE_SECONDS
-        tags = self.redis.zrangebyscore(names.UNACKED_INDEX_KEY, since, "+inf")
+        tags = cast(list[bytes | str], self.redis.zrangebyscore(names.UNACKED_INDEX_KEY, since, "+inf"))
         return bool(tags) and any(m and marker in m for m in self.redis.hmget(names.UNACKED_KEY, tags))
 
     def lost(self, job_id: str) -> tuple[str, int | None, int] | None:

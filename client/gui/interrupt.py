@@ -3,13 +3,12 @@ timer hands it control a few times a second while Qt's event loop runs."""
 
 import signal
 
-from PySide6.QtCore import QTimer
-from PySide6.QtWidgets import QApplication
+from PySide6.QtCore import QCoreApplication, QTimer
 
 WAKE_MS = 200
 
 
-def quit_on_ctrl_c(app: QApplication) -> QTimer:
+def quit_on_ctrl_c(app: QCoreApplication) -> QTimer:
     signal.signal(signal.SIGINT, lambda *_: app.quit())
     timer = QTimer(app)
     timer.timeout.connect(lambda: None)
