@@ -8,10 +8,12 @@ from collections.abc import Callable
 
 import redis
 
+from seedgrid.client import plots
 from seedgrid.shared.celery_config import make_celery
 from seedgrid.shared.job import ImageRecord, JobStatus
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
+from seedgrid.shared.plot import Plot
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.settings import get_settings
@@ -151,6 +153,23 @@ class SeedgridClient:
         self.status(job_id)
         self.store.request_cancel(job_id)
         return self.status(job_id)
+
+    def submit_plot(self, plot: Plot, *, require_worker: bool = True, priority: str = "normal") -> plots.SubmittedPlot:
+        """Queue all the jobs of a plot (shared.plot.make_plot) together, with one priority."""
+        return plots.submit_plot(self, plot, require_worker=require_worker, priority=priority)
+
+    def wait_plot(
+        self,
+        plot: plots.SubmittedPlot,
+        on_update: Callable[[plots.PlotProgress], None] | None = None,
+        timeout: float | None = None,
+    ) -> dict[str, JobStatus]:
+        """Job id -> final status once every job of the plot has finished; PlotTimeout after `timeout` s."""
+        return plots.wait_plot(self, plot, on_update=on_update, timeout=timeout)
+
+    def cancel_plot(self, plot: plots.SubmittedPlot) -> list[JobStatus]:
+        """Cancel every job of the plot."""
+        return plots.cancel_plot(self, plot)
 
     def jobs(self, limit: int = 50) -> list[JobStatus]:
         """This client's jobs, newest first; expired ones are skipped."""

@@ -5,7 +5,7 @@ import os
 import sys
 import traceback
 
-from seedgrid.client.cli import admin, demo, errors, fetch, generate, gui, health
+from seedgrid.client.cli import admin, demo, errors, fetch, generate, gui, health, plot
 from seedgrid.shared.redis_conn import url_problem
 from seedgrid.shared.settings import SettingsError, get_settings
 
@@ -21,6 +21,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     demo.add_parser(sub)
     generate.add_parser(sub)
+    plot.add_parser(sub)
     fetch.add_parser(sub)
     worker = sub.add_parser(
         "worker", help="serve one model from a Redis queue (needs seedgrid[worker])", add_help=False
