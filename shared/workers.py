@@ -25,6 +25,10 @@ class WorkerInfo(BaseModel):
     vae: str = ""
     schedulers: list[str]
     max_batch: int
+    # The model's family ("sd", "sdxl") and its default size; the defaults read heartbeats of older workers.
+    family: str = "sd"
+    default_width: int = 512
+    default_height: int = 512
     busy: bool = False
     current_job: str = ""
     jobs_done: int = 0

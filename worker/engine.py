@@ -6,12 +6,13 @@ import time
 from collections.abc import Sequence
 
 import torch
-from diffusers import StableDiffusionPipeline
+from diffusers import DiffusionPipeline
 from PIL import Image
 
 from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.worker.cancel import JobCancelled
 from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, StepCallback
+from seedgrid.worker.families import family_of
 from seedgrid.worker.memory import BatchLimits, OutOfMemory, is_out_of_memory, release_memory
 from seedgrid.worker.preview import latents_to_rgb, preview_interval, sigma_normalized
 from seedgrid.worker.schedulers import compatible_scheduler_names, make_scheduler
@@ -22,10 +23,14 @@ __all__ = ["JobCancelled", "OutOfMemory", "PipelineEngine", "is_out_of_memory"]
 
 
 class PipelineEngine:
-    """One loaded pipeline and its optimizations; per job it picks a scheduler, batches and decodes."""
+    """One loaded pipeline and its optimizations; per job it picks a scheduler, batches and decodes.
 
-    def __init__(self, pipeline: StableDiffusionPipeline, model_name: str, device: str, max_batch: int = 8):
+    What differs between model families (prompt encoding, conditioning, previews) is the family's.
+    """
+
+    def __init__(self, pipeline: DiffusionPipeline, model_name: str, device: str, max_batch: int = 8):
         self.pipeline = pipeline
+        self.family = family_of(pipeline)
         self.model_name = model_name
         self.device = device
         self.dtype = pipeline.unet.dtype
@@ -80,9 +85,10 @@ class PipelineEngine:
                 return None
             raise
 
-    def warm_up(self, width: int = 512, height: int = 512, batches: Sequence[int] = (1,)) -> float:
-        """A short job at each batch size, so compiled graphs exist before the first real job; seconds taken."""
+    def warm_up(self, width: int | None = None, height: int | None = None, batches: Sequence[int] = (1,)) -> float:
+        """A short job at each batch size (default: the family's size), so compiled graphs exist; seconds taken."""
         started = time.perf_counter()
+        width, height = width or self.family.default_size[0], height or self.family.default_size[1]
         default = JobRequest.model_fields["scheduler"].default
         scheduler = default if default in self.schedulers else self.schedulers[0]
         for batch in batches:
@@ -110,7 +116,6 @@ class PipelineEngine:
         generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
         latents = self.initial_noise(request, generators)
         steps = request.steps
-        negatives = [item.negative_prompt for item in batch]
         every = self.preview_interval(steps) if on_preview else 0
         reported = 0
 
@@ -124,14 +129,13 @@ class PipelineEngine:
                 on_step(reported, steps, batch)
             # The final image follows at once, so the last step gets no preview.
             if every and reported < steps and reported // every > before // every:
-                on_preview(batch, reported, latents_to_rgb(sigma_normalized(kwargs["latents"], pipe_.scheduler)))
+                normalized = sigma_normalized(kwargs["latents"], pipe_.scheduler)
+                on_preview(batch, reported, latents_to_rgb(normalized, self.family.latent_rgb))
             return kwargs
 
         with torch.inference_mode():
             out = pipe(
-                prompt=[item.prompt for item in batch],
-                # Items of jobs merged into one batch each bring their own; "" encodes as no negative prompt.
-                negative_prompt=negatives if any(negatives) else None,
+                **self.family.call_arguments(pipe, request, batch),
                 width=request.width,
                 height=request.height,
                 num_inference_steps=steps,
@@ -160,11 +164,11 @@ class PipelineEngine:
 
     @torch.inference_mode()
     def decode(self, latents: torch.Tensor) -> list[Image.Image | None]:
-        """VAE-decode; a NaN or black image is decoded again with the VAE in float32."""
+        """VAE-decode (in the VAE's own dtype); a NaN or black image is decoded again with the VAE in float32."""
         vae = self.pipeline.vae
-        pixels = _vae_decode(vae, latents / vae.config.scaling_factor)
+        pixels = _vae_decode(vae, latents.to(vae.dtype) / vae.config.scaling_factor)
         bad = _bad_images(pixels)
-        if bad.any() and self.dtype != torch.float32:
+        if bad.any() and vae.dtype != torch.float32:
             log.warning("%d NaN or black image(s); decoding again with the VAE in float32", int(bad.sum()))
             vae32 = self._float32_vae()
             redo = _vae_decode(vae32, latents[bad].float() / vae.config.scaling_factor)
@@ -179,12 +183,12 @@ class PipelineEngine:
             self._vae_float32 = copy.deepcopy(self.pipeline.vae).to(torch.float32)
         return self._vae_float32
 
-    def _pipeline_for(self, request: JobRequest) -> StableDiffusionPipeline:
+    def _pipeline_for(self, request: JobRequest) -> DiffusionPipeline:
         """A fresh pipeline object over the shared components, with this job's own scheduler."""
         self.check(request)
         components = dict(self.pipeline.components)
         components["scheduler"] = make_scheduler(self.pipeline.scheduler, request.scheduler)
-        pipe = type(self.pipeline)(**components, requires_safety_checker=False)
+        pipe = self.family.pipeline_over(components, self.pipeline)
         pipe.set_progress_bar_config(disable=True)
         return pipe
 

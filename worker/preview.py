@@ -1,27 +1,47 @@
 """Cheap live previews: a linear latent-to-RGB projection instead of a VAE decode."""
 
 import io
+from dataclasses import dataclass
 
 import torch
 from PIL import Image
 
-# How much each SD1.x latent channel adds to R, G and B, in the VAE's -1..1 pixel range
-# (the public least-squares fit used by A1111's "Approx cheap" and ComfyUI's latent2rgb).
-LATENT_RGB_FACTORS = (
-    (0.298, 0.207, 0.208),
-    (0.187, 0.286, 0.173),
-    (-0.158, 0.189, 0.264),
-    (-0.184, -0.271, -0.473),
+
+@dataclass(frozen=True)
+class LatentRGB:
+    """How much each latent channel adds to R, G and B (in the VAE's -1..1 pixel range), plus an offset."""
+
+    factors: tuple[tuple[float, float, float], ...]
+    bias: tuple[float, float, float] = (0.0, 0.0, 0.0)
+
+
+# SD 1.x: the public least-squares fit used by A1111's "Approx cheap"; no offset: a zero latent is mid-grey.
+SD_LATENT_RGB = LatentRGB(
+    factors=(
+        (0.298, 0.207, 0.208),
+        (0.187, 0.286, 0.173),
+        (-0.158, 0.189, 0.264),
+        (-0.184, -0.271, -0.473),
+    )
 )
-LATENT_RGB_BIAS = (0.0, 0.0, 0.0)  # the fit has no offset: a zero latent is mid-grey
+# SDXL's VAE has its own latent space: the fit ComfyUI's latent2rgb previews use for it.
+SDXL_LATENT_RGB = LatentRGB(
+    factors=(
+        (0.3651, 0.4232, 0.4341),
+        (-0.2533, -0.0042, 0.1068),
+        (0.1076, 0.1111, -0.0362),
+        (-0.3165, -0.2492, -0.2188),
+    ),
+    bias=(0.1084, -0.0175, -0.0011),
+)
 JPEG_QUALITY = 80
 
 
 @torch.inference_mode()
-def latents_to_rgb(latents: torch.Tensor) -> list[Image.Image]:
-    """(B, 4, h, w) latents -> B RGB images of h x w pixels; one device-to-CPU copy for the batch."""
-    factors = torch.tensor(LATENT_RGB_FACTORS, device=latents.device)
-    bias = torch.tensor(LATENT_RGB_BIAS, device=latents.device)
+def latents_to_rgb(latents: torch.Tensor, projection: LatentRGB = SD_LATENT_RGB) -> list[Image.Image]:
+    """(B, C, h, w) latents -> B RGB images of h x w pixels; one device-to-CPU copy for the batch."""
+    factors = torch.tensor(projection.factors, device=latents.device)
+    bias = torch.tensor(projection.bias, device=latents.device)
     rgb = torch.einsum("bchw,cr->bhwr", latents.float(), factors) + bias
     pixels = ((rgb.nan_to_num(0.0) + 1.0) * 127.5).clamp(0, 255).round().to(torch.uint8).cpu().numpy()
     return [Image.fromarray(p, "RGB") for p in pixels]

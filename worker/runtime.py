@@ -72,7 +72,10 @@ class WorkerRuntime:
             engine = pipeline_engine
             if "compile" in speedups:
                 seconds = pipeline_engine.warm_up(batches=sorted({1, max_batch}))
-                log.info("warm-up of the compiled UNet at 512x512, batch 1 and %d: %.1f s", max_batch, seconds)
+                width, height = pipeline_engine.family.default_size
+                log.info(
+                    "warm-up of the compiled UNet at %dx%d, batch 1 and %d: %.1f s", width, height, max_batch, seconds
+                )
         store = JobStore(connect(redis_url))
         return cls(
             engine=engine,
@@ -109,6 +112,8 @@ class WorkerRuntime:
         if self.device_description is None:
             self.device_description = describe_device(self.engine.device)
         device_name, memory_gb = self.device_description
+        family = getattr(self.engine, "family", None)  # a PipelineEngine's; the simulated model is SD-like
+        width, height = family.default_size if family else (512, 512)
         return WorkerInfo(
             name=self.name,
             host=socket.gethostname(),
@@ -120,6 +125,9 @@ class WorkerRuntime:
             vae=self.vae,
             schedulers=self.engine.schedulers,
             max_batch=self.engine.max_batch,
+            family=family.name if family else "sd",
+            default_width=width,
+            default_height=height,
             busy=self.busy,
             current_job=self.current_job,
             jobs_done=self.jobs_done,

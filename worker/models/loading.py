@@ -1,17 +1,21 @@
-"""Load a pipeline by name: `tiny`, a hub id, a local diffusers folder, or one .safetensors file."""
+"""Load a pipeline by name: `tiny` or `tiny-xl`, a hub id, a local diffusers folder, or one .safetensors file."""
 
 import logging
 from pathlib import Path
 
 import torch
-from diffusers import AutoencoderKL, StableDiffusionPipeline
+from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 
+from seedgrid.worker.families import family_named, family_of
+from seedgrid.worker.models.detect import detect_family
 from seedgrid.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
+from seedgrid.worker.models.tiny_xl import TINY_XL_MODEL_NAME, build_tiny_xl_pipeline
 
 log = logging.getLogger(__name__)
 
 PICKLE_SUFFIXES = {".ckpt", ".pt", ".pth", ".bin", ".pkl"}
+BUILT_IN = {TINY_MODEL_NAME: build_tiny_pipeline, TINY_XL_MODEL_NAME: build_tiny_xl_pipeline}
 
 
 def default_device() -> str:
@@ -26,22 +30,33 @@ def dtype_for(device: str) -> torch.dtype:
 def model_display_name(model: str) -> str:
     """The name a worker advertises: a hub id as is, a local path by its last part."""
     path = Path(model)
-    if model == TINY_MODEL_NAME or not path.exists():
+    if model in BUILT_IN or not path.exists():
         return model
     return path.stem if path.is_file() else path.name
 
 
-def load_pipeline(model: str, device: str, vae: str | None = None) -> StableDiffusionPipeline:
-    """Build or load the pipeline and move it to `device`, with the optimizations that device allows."""
-    dtype = dtype_for(device)
-    if model == TINY_MODEL_NAME:
-        pipeline = build_tiny_pipeline()
+def load_pipeline(
+    model: str,
+    device: str,
+    vae: str | None = None,
+    dtype: torch.dtype | None = None,
+    config: str | None = None,
+) -> DiffusionPipeline:
+    """Build or load the pipeline and move it to `device`, with the optimizations that device allows.
+
+    `dtype` defaults to dtype_for(device); `config` is a diffusers folder with the configs a single
+    .safetensors file is loaded with (default: diffusers finds its family's configs on the hub).
+    """
+    dtype = dtype or dtype_for(device)
+    if model in BUILT_IN:
+        pipeline = BUILT_IN[model]()
         if dtype != torch.float32:
             pipeline = pipeline.to(dtype=dtype)
     else:
-        pipeline = _load_real(model, dtype)
+        pipeline = _load_real(model, dtype, config)
     if vae:
         pipeline.vae = _load_vae(vae, dtype)
+    family_of(pipeline).prepare(pipeline)
     pipeline.set_progress_bar_config(disable=True)
     pipeline = pipeline.to(device)
     if device.startswith("cuda"):
@@ -56,22 +71,25 @@ def _refuse_pickle(path: Path) -> None:
         raise ValueError(f"model: {path.name} is a pickle checkpoint; only .safetensors files are loaded")
 
 
-def _load_real(model: str, dtype: torch.dtype) -> StableDiffusionPipeline:
+def _load_real(model: str, dtype: torch.dtype, config: str | None = None) -> DiffusionPipeline:
     path = Path(model).expanduser()
     _refuse_pickle(path)
-    common = {"torch_dtype": dtype, "safety_checker": None, "requires_safety_checker": False}
+    if path.is_file() and path.suffix.lower() != ".safetensors":
+        raise ValueError(f"model: {path.name} is not a .safetensors file")
+    family = family_named(detect_family(model))
+    cls = family.pipeline_class
+    common = {"torch_dtype": dtype, **family.load_options}
+    log.info("loading %s as a %s model", model, family.name)
     if path.is_file():
-        if path.suffix.lower() != ".safetensors":
-            raise ValueError(f"model: {path.name} is not a .safetensors file")
-        return StableDiffusionPipeline.from_single_file(str(path), **common)
+        return cls.from_single_file(str(path), **common, **({"config": config} if config else {}))
     if path.is_dir():
-        return StableDiffusionPipeline.from_pretrained(str(path), use_safetensors=True, **common)
+        return cls.from_pretrained(str(path), use_safetensors=True, **common)
     if dtype == torch.float16:
         try:
-            return StableDiffusionPipeline.from_pretrained(model, use_safetensors=True, variant="fp16", **common)
+            return cls.from_pretrained(model, use_safetensors=True, variant="fp16", **common)
         except (OSError, ValueError):
             log.info("no fp16 variant of %s; loading the full weights as float16", model)
-    return StableDiffusionPipeline.from_pretrained(model, use_safetensors=True, **common)
+    return cls.from_pretrained(model, use_safetensors=True, **common)
 
 
 def _load_vae(vae: str, dtype: torch.dtype) -> AutoencoderKL:

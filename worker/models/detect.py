@@ -1,0 +1,45 @@
+"""Which family a model is: a diffusers folder or hub id by its model_index.json, one file by its keys."""
+
+from collections.abc import Iterable
+from pathlib import Path
+
+from diffusers import DiffusionPipeline
+from safetensors import safe_open
+
+# model_index.json's `_class_name` -> family
+PIPELINE_FAMILIES = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline": "sdxl"}
+# Key prefixes of single-file checkpoints in their original (non-diffusers) layout.
+SDXL_SECOND_ENCODER = "conditioner.embedders.1.model."
+SDXL_REFINER_ENCODER = "conditioner.embedders.0.model."
+SD_TEXT_ENCODER = "cond_stage_model."
+
+
+def family_from_class_name(class_name: str, model: str) -> str:
+    if class_name not in PIPELINE_FAMILIES:
+        served = ", ".join(PIPELINE_FAMILIES)
+        raise ValueError(f"model: {model} is a {class_name or 'pipeline of no class'}; served: {served}")
+    return PIPELINE_FAMILIES[class_name]
+
+
+def family_from_keys(keys: Iterable[str], model: str) -> str:
+    def has(prefix: str) -> bool:
+        return any(key.startswith(prefix) for key in keys)
+
+    keys = list(keys)
+    if has(SDXL_SECOND_ENCODER):
+        return "sdxl"
+    if has(SDXL_REFINER_ENCODER):
+        raise ValueError(f"model: {model} is an SDXL refiner, which is not served on its own")
+    if has(SD_TEXT_ENCODER):
+        return "sd"
+    raise ValueError(f"model: {model} has neither SD's nor SDXL's text encoder keys; not a known family")
+
+
+def detect_family(model: str) -> str:
+    """'sd' or 'sdxl' for a hub id, a diffusers folder or a .safetensors file (a hub id downloads its index)."""
+    path = Path(model).expanduser()
+    if path.is_file():
+        with safe_open(str(path), framework="pt") as checkpoint:
+            return family_from_keys(set(checkpoint.keys()), path.name)
+    index = DiffusionPipeline.load_config(str(path) if path.is_dir() else model)
+    return family_from_class_name(index.get("_class_name", ""), model)
