@@ -48,11 +48,13 @@ def test_type_a_prompt_and_click_generate_until_four_cells_fill(window, qtbot, t
 
     # The grid is kept in the data folder: a new window (an app restart) shows it again.
     window.shutdown()
-    again = MainWindow(window.backend.redis_url, history_dir=tmp_path / "history")
+    again = MainWindow(window.backend.redis_url, window.backend.client_id, history_dir=tmp_path / "history")
     qtbot.addWidget(again)
     try:
         assert again.history.rowCount() == 1 and again.current_grid.job_id == grid.job_id
-        assert again.current_grid.complete and again.current_grid.pngs == grid.pngs
+        assert again.current_grid.complete  # its images are decoded off the GUI thread, once shown
+        qtbot.waitUntil(lambda: again.current_grid.loaded, timeout=WAIT)
+        assert again.current_grid.pngs == grid.pngs
     finally:
         again.shutdown()
 

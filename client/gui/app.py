@@ -34,4 +34,6 @@ def remember_when_connected(window: MainWindow, redis_url: str) -> None:
         if ok:
             remember_redis_url(redis_url)
 
-    window.backend.connection_changed.connect(remember)
+    # The window's signal, not the backend's: the backend may have said "connected" before this line
+    # ran, and the window passes that on only once the event loop delivers it.
+    window.connection_changed.connect(remember)

@@ -13,6 +13,7 @@ from seedgrid.shared.job import JobStatus
 from seedgrid.shared.request import RequestError
 
 WORKERS_EVERY_S = 2.0
+JOBS_READ_BACK = 100  # this client's newest jobs read at start, to take back what finished while closed
 EXPIRED, LOST = "expired", "lost"
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ class Backend(QObject):
     job_lost = Signal(str, str, str)  # job id, EXPIRED or LOST, the reason; no longer followed
     image_ready = Signal(str, int, QImage, bytes)  # job id, item index, image, PNG with metadata
     preview_ready = Signal(str, int, int, QImage)  # job id, item index, step, preview
+    jobs_found = Signal(list)  # list[JobStatus]: this client's jobs in Redis, read once at start
 
     def __init__(self, redis_url: str, client_id: str | None = None, poll_ms: int = 150):
         super().__init__()
@@ -42,6 +44,7 @@ class Backend(QObject):
         self._active: dict[str, JobStatus | None] = {}
         self._fetched: dict[str, set[int]] = {}
         self._preview_steps: dict[tuple[str, int], int] = {}
+        self._jobs_read = False
 
     @property
     def api(self) -> SeedgridClient:
@@ -81,6 +84,18 @@ class Backend(QObject):
         self.job_submitted.emit(job_id, request)
         self.poll()
 
+    @Slot(str, list)
+    def follow(self, job_id: str, done: list) -> None:
+        """Follow a job submitted earlier (before a restart); `done`: indices whose image the app has."""
+        if job_id not in self._active:
+            self._active[job_id] = None
+            self._fetched[job_id] = set(done)
+
+    @Slot(str)
+    def unfollow(self, job_id: str) -> None:
+        self._active.pop(job_id, None)
+        self._fetched.pop(job_id, None)
+
     @Slot(str)
     def cancel(self, job_id: str) -> None:
         try:
@@ -100,6 +115,8 @@ class Backend(QObject):
                 self._poll_workers()
             elif not self._active:
                 self.api.redis.ping()
+            if not self._jobs_read:
+                self._read_jobs()
             for job_id in list(self._active):
                 self._poll_one(job_id)
         except Exception as exc:
@@ -124,6 +141,17 @@ class Backend(QObject):
             log.warning("unreadable worker list", exc_info=True)  # a malformed heartbeat; read again later
             return
         self.workers_changed.emit(workers)
+
+    def _read_jobs(self) -> None:
+        try:
+            jobs = self.api.jobs(JOBS_READ_BACK)
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise  # read again at the next poll
+            log.warning("unreadable job list", exc_info=True)
+            jobs = []
+        self._jobs_read = True
+        self.jobs_found.emit(jobs)
 
     def _poll_one(self, job_id: str) -> None:
         """Follow one job; a failure of its own records ends only this job (a lost connection ends the round)."""

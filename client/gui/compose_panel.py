@@ -1,14 +1,19 @@
-"""Prompt, negative prompt and settings; each invalid value is flagged at its field before sending."""
+"""Prompt, negative prompt and settings; every invalid value is flagged at its field, all at once, before
+sending. Spin boxes span exactly the contract's bounds (shared/limits.py); Generate stays put below."""
+
+from typing import Any
 
 from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
     QFormLayout,
+    QFrame,
     QLabel,
     QLineEdit,
     QPlainTextEdit,
     QPushButton,
+    QScrollArea,
     QSpinBox,
     QVBoxLayout,
     QWidget,
@@ -19,6 +24,19 @@ from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
 
 ERROR_STYLE = "color: #c62828;"
+# A valid value for each field, put in place of a refused one so the contract reports the next field too.
+STAND_INS: dict[str, dict[str, Any]] = {
+    "model": {"model": "m"},
+    "prompts": {"prompts": ["p"]},
+    "negative_prompt": {"negative_prompt": ""},
+    "width": {"width": L.MIN_SIZE},
+    "height": {"height": L.MIN_SIZE},
+    "steps": {"steps": L.MIN_STEPS},
+    "guidance": {"guidance": L.MIN_GUIDANCE},
+    "scheduler": {"scheduler": L.SCHEDULER_NAMES[0]},
+    "seeds": {"seeds": [L.MIN_SEED]},
+    "items": {"seeds": [L.MIN_SEED]},
+}
 
 
 class ComposePanel(QWidget):
@@ -33,10 +51,12 @@ class ComposePanel(QWidget):
         self.model.setEditText("tiny")
         self.scheduler = QComboBox()
         self.scheduler.addItems(L.SCHEDULER_NAMES)
-        self.steps = _spin(0, 1000, 20)
-        self.guidance = QDoubleSpinBox(minimum=-100.0, maximum=100.0, singleStep=0.5, value=7.5, decimals=1)
-        self.width_box = _spin(0, 8192, 512, step=8)
-        self.height_box = _spin(0, 8192, 512, step=8)
+        self.steps = _spin(L.MIN_STEPS, L.MAX_STEPS, 20)
+        self.guidance = QDoubleSpinBox(
+            minimum=L.MIN_GUIDANCE, maximum=L.MAX_GUIDANCE, singleStep=0.5, value=7.5, decimals=1
+        )
+        self.width_box = _spin(L.MIN_SIZE, L.MAX_SIZE, 512, step=L.SIZE_MULTIPLE)
+        self.height_box = _spin(L.MIN_SIZE, L.MAX_SIZE, 512, step=L.SIZE_MULTIPLE)
         self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
         self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
         self.errors: dict[str, QLabel] = {}
@@ -60,11 +80,18 @@ class ComposePanel(QWidget):
             self.errors[field] = error
             form.addRow("", error)
         self.general_error = _error_label()
+        fields = QWidget()
+        fields_layout = QVBoxLayout(fields)
+        fields_layout.setContentsMargins(0, 0, 0, 0)
+        fields_layout.addLayout(form)
+        fields_layout.addWidget(self.general_error)
+        fields_layout.addStretch(1)
+        scroll = QScrollArea(widgetResizable=True)
+        scroll.setFrameShape(QFrame.Shape.NoFrame)
+        scroll.setWidget(fields)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
-        layout.addWidget(self.general_error)
+        layout.addWidget(scroll, 1)  # errors take room in here; the button below never moves
         layout.addWidget(self.generate_button)
-        layout.addStretch(1)
 
         self.generate_button.clicked.connect(self.submit)
         self.model.currentTextChanged.connect(self._model_changed)
@@ -73,27 +100,30 @@ class ComposePanel(QWidget):
         return [self.prompt.toPlainText().strip()]
 
     def build_request(self, prompts: list[str] | None = None, seeds: list[int] | None = None) -> JobRequest | None:
-        """The request the fields describe, or None with the problem shown at its field."""
+        """The request the fields describe, or None with every problem shown at its field."""
         self.clear_errors()
-        try:
-            if seeds is None:
+        errors: dict[str, str] = {}
+        if seeds is None:
+            try:
                 seeds = parse_seeds(self.seeds.text())
-            return parse_request(
-                {
-                    "model": self.model.currentText().strip(),
-                    "prompts": prompts or self.prompts(),
-                    "seeds": seeds,
-                    "negative_prompt": self.negative.text(),
-                    "width": self.width_box.value(),
-                    "height": self.height_box.value(),
-                    "steps": self.steps.value(),
-                    "guidance": self.guidance.value(),
-                    "scheduler": self.scheduler.currentText(),
-                }
-            )
-        except RequestError as exc:
-            self.show_error(exc.field, str(exc))
-            return None
+            except RequestError as exc:
+                errors[exc.field] = str(exc)
+                seeds = [L.MIN_SEED]
+        data = {
+            "model": self.model.currentText().strip(),
+            "prompts": prompts or self.prompts(),
+            "seeds": seeds,
+            "negative_prompt": self.negative.text(),
+            "width": self.width_box.value(),
+            "height": self.height_box.value(),
+            "steps": self.steps.value(),
+            "guidance": self.guidance.value(),
+            "scheduler": self.scheduler.currentText(),
+        }
+        request = _check_all(data, errors)
+        for field, message in errors.items():
+            self.show_error(field, message)
+        return None if errors else request
 
     def submit(self) -> None:
         request = self.build_request()
@@ -103,6 +133,7 @@ class ComposePanel(QWidget):
     def show_error(self, field: str, message: str) -> None:
         label = self.errors.get("seeds" if field == "items" else field, self.general_error)
         label.setText(message)
+        label.setToolTip(message)
         label.setVisible(True)
 
     def clear_errors(self) -> None:
@@ -147,6 +178,19 @@ class ComposePanel(QWidget):
         self.scheduler.addItems(schedulers)
         if current in schedulers:
             self.scheduler.setCurrentText(current)
+
+
+def _check_all(data: dict[str, Any], errors: dict[str, str]) -> JobRequest | None:
+    """The request, or None with every field's error added to `errors` (the contract names one per call)."""
+    for _ in range(len(STAND_INS) + 1):
+        try:
+            return parse_request(data)
+        except RequestError as exc:
+            errors.setdefault(exc.field, str(exc))
+            if exc.field not in STAND_INS or all(data.get(k) == v for k, v in STAND_INS[exc.field].items()):
+                return None
+            data = {**data, **STAND_INS[exc.field]}
+    return None
 
 
 def _error_label() -> QLabel:

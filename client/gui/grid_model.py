@@ -21,21 +21,31 @@ class GridModel(QAbstractTableModel):
         self.request = request
         self.items: list[Item] = request.items()
         self.status: JobStatus | None = None
+        self.done: set[int] = set()  # indices whose image is made (decoded below only while shown)
         self.images: dict[int, QImage] = {}
         self.pngs: dict[int, bytes] = {}
         self.previews: dict[int, QImage] = {}
         self.gone = ""  # "expired" or "lost" once the app can no longer follow the job
+        self.name = ""  # given by the user; replaces the prompt in the title
+        self.unknown_state = "queued"  # the title's state while no status was read ("saved": an old save)
+        self.thumbnail: QImage | None = None
 
     @property
     def title(self) -> str:
         prompt = self.request.prompts[0]
-        state = self.gone or (self.status.state.value if self.status else "queued")
+        state = self.gone or (self.status.state.value if self.status else self.unknown_state)
         more = f" (+{len(self.request.prompts) - 1} prompts)" if len(self.request.prompts) > 1 else ""
-        return f"{prompt[:48]}{more} · {len(self.request.seeds)} seeds · {state}"
+        label = self.name or f"{prompt[:48]}{more}"
+        return f"{label} · {len(self.request.seeds)} seeds · {state}"
 
     @property
     def complete(self) -> bool:
-        return len(self.images) == len(self.items)
+        return len(self.done) == len(self.items)
+
+    @property
+    def loaded(self) -> bool:
+        """Every made image is decoded."""
+        return self.done <= self.images.keys()
 
     def rowCount(self, parent=QModelIndex()) -> int:
         return 0 if parent.isValid() else len(self.request.prompts)
@@ -85,18 +95,41 @@ class GridModel(QAbstractTableModel):
         self._changed_all()
 
     def set_image(self, index: int, image: QImage, png: bytes) -> None:
+        self.done.add(index)
         self.images[index] = image
         self.pngs[index] = png
         self.previews.pop(index, None)
         self._changed(index)
 
+    def mark_done(self, index: int) -> None:
+        """An image made and saved, not kept decoded (the grid is not on show)."""
+        self.done.add(index)
+        self.previews.pop(index, None)
+        self._changed(index)
+
+    def set_images(self, decoded: dict[int, tuple[QImage, bytes]]) -> None:
+        for index, (image, png) in decoded.items():
+            self.images[index], self.pngs[index] = image, png
+            self.done.add(index)
+        self._changed_all()
+
+    def unload(self) -> None:
+        """Drop decoded images (they stay on disk)."""
+        self.images.clear()
+        self.pngs.clear()
+        self._changed_all()
+
+    def set_name(self, name: str) -> None:
+        self.name = name
+        self._changed_all()
+
     def set_preview(self, index: int, image: QImage) -> None:
-        if index not in self.images:
+        if index not in self.done:
             self.previews[index] = image
             self._changed(index)
 
     def _cell_state(self, index: int) -> str | None:
-        if index in self.images:
+        if index in self.done:
             return None
         if self.gone:
             return self.gone
@@ -105,7 +138,7 @@ class GridModel(QAbstractTableModel):
         return None
 
     def _cell_progress(self, index: int) -> float | None:
-        if index in self.images or self.status is None or self._cell_state(index):
+        if index in self.done or self.status is None or self._cell_state(index):
             return None
         if self.status.state == JobState.RUNNING and self.status.steps:
             return self.status.step / self.status.steps

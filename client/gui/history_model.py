@@ -1,6 +1,7 @@
-"""Every grid of the session, newest first, so grids can be compared."""
+"""Every grid kept, newest first, with a small thumbnail each, so grids can be compared."""
 
 from PySide6.QtCore import QAbstractListModel, QModelIndex, QPersistentModelIndex, Qt
+from PySide6.QtGui import QImage
 
 from seedgrid.client.gui.grid_model import GridModel
 
@@ -21,6 +22,10 @@ class HistoryModel(QAbstractListModel):
         grid = self.grids[index.row()]
         if role == Qt.ItemDataRole.DisplayRole:
             return grid.title
+        if role == Qt.ItemDataRole.DecorationRole:
+            return grid.thumbnail
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return "\n".join(grid.request.prompts)
         if role == GridRole:
             return grid
         return None
@@ -31,9 +36,21 @@ class HistoryModel(QAbstractListModel):
         self.endInsertRows()
         grid.dataChanged.connect(lambda *_: self._title_changed(grid))
 
+    def remove(self, grid: GridModel) -> None:
+        if grid in self.grids:
+            row = self.grids.index(grid)
+            self.beginRemoveRows(QModelIndex(), row, row)
+            del self.grids[row]
+            self.endRemoveRows()
+
     def find(self, job_id: str) -> GridModel | None:
         return next((g for g in self.grids if g.job_id == job_id), None)
 
+    def set_thumbnail(self, grid: GridModel, image: QImage) -> None:
+        grid.thumbnail = image
+        self._title_changed(grid)
+
     def _title_changed(self, grid: GridModel) -> None:
-        row = self.grids.index(grid)
-        self.dataChanged.emit(self.index(row), self.index(row))
+        if grid in self.grids:  # (a removed grid may still signal)
+            row = self.grids.index(grid)
+            self.dataChanged.emit(self.index(row), self.index(row))

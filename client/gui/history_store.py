@@ -1,46 +1,140 @@
-"""Grids kept on disk (the platform's data folder), so history survives restarts and Redis expiry."""
+"""Grids kept on disk (the platform's data folder), so history survives restarts and Redis expiry.
+
+A grid is a folder named by its job id: request.json, meta.json (when made, its name, its last state),
+NNN.png per image and a small thumb.png. Listing reads only the JSON files; PNGs are read when shown."""
 
 import json
+import os
 import re
+import shutil
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
+from seedgrid.shared.job import JobStatus
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 
 REQUEST_FILE = "request.json"
+META_FILE = "meta.json"
+THUMB_FILE = "thumb.png"
+FORGOTTEN_FILE = "forgotten.txt"  # deleted or dropped job ids: not taken back from Redis
+FORGOTTEN_KEPT = 1000
 JOB_ID = re.compile(r"^[0-9a-f]{8,64}$")
+PNG_NAME = re.compile(r"^(\d{3})\.png$")
+
+
+@dataclass
+class SavedGrid:
+    job_id: str
+    request: JobRequest
+    created: float
+    name: str = ""
+    status: JobStatus | None = None  # None: saved by an older version, state unknown
+    gone: str = ""
+    done: set[int] = field(default_factory=set)  # indices with a PNG on disk
 
 
 class HistoryStore:
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def save_image(self, job_id: str, request: JobRequest, index: int, png: bytes) -> None:
+    def create(self, job_id: str, request: JobRequest, created: float = 0.0) -> None:
+        """`created`: when the job was submitted (0: now); the list is ordered by it."""
         folder = self._folder(job_id)
         folder.mkdir(parents=True, exist_ok=True)
-        request_path = folder / REQUEST_FILE
-        if not request_path.exists():
-            request_path.write_text(request.model_dump_json())
-        (folder / f"{index:03d}.png").write_bytes(png)
+        if not (folder / REQUEST_FILE).exists():
+            _write(folder / REQUEST_FILE, request.model_dump_json())
+            self._update_meta(job_id, created=created or time.time())
 
-    def load(self, limit: int = 50) -> list[tuple[str, JobRequest, dict[int, bytes]]]:
-        """The newest `limit` grids, newest first; unreadable folders are skipped."""
+    def save_image(self, job_id: str, request: JobRequest, index: int, png: bytes) -> None:
+        self.create(job_id, request)
+        _write(self._folder(job_id) / f"{index:03d}.png", png)
+
+    def save_state(self, job_id: str, status: JobStatus | None, gone: str) -> None:
+        saved = status.model_dump(mode="json", exclude={"request"}) if status else None
+        self._update_meta(job_id, status=saved, gone=gone)
+
+    def rename(self, job_id: str, name: str) -> None:
+        self._update_meta(job_id, name=name)
+
+    def delete(self, job_id: str) -> None:
+        shutil.rmtree(self._folder(job_id), ignore_errors=True)
+        kept = [*self.forgotten_ids(), job_id][-FORGOTTEN_KEPT:]
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write(self.root / FORGOTTEN_FILE, "\n".join(kept) + "\n")
+
+    def forgotten_ids(self) -> list[str]:
+        try:
+            return (self.root / FORGOTTEN_FILE).read_text().split()
+        except OSError:
+            return []
+
+    def prune(self, keep: int) -> list[str]:
+        """Delete the oldest grids beyond `keep`; returns their job ids."""
+        dropped = [saved.job_id for saved in self.list()[max(0, keep) :]]
+        for job_id in dropped:
+            self.delete(job_id)
+        return dropped
+
+    def list(self) -> list[SavedGrid]:
+        """Every grid, newest first, without reading a PNG; unreadable folders are skipped."""
         if not self.root.is_dir():
             return []
-        folders = [f for f in self.root.iterdir() if f.is_dir() and JOB_ID.match(f.name)]
-        folders.sort(
-            key=lambda f: (f / REQUEST_FILE).stat().st_mtime if (f / REQUEST_FILE).exists() else 0, reverse=True
-        )
-        grids = []
-        for folder in folders[:limit]:
-            try:
-                request = parse_request(json.loads((folder / REQUEST_FILE).read_text()))
-            except (OSError, ValueError, RequestError):
-                continue
-            pngs = {int(p.stem): p.read_bytes() for p in folder.glob("[0-9][0-9][0-9].png")}
-            grids.append((folder.name, request, pngs))
-        return grids
+        grids = [g for f in self.root.iterdir() if f.is_dir() and JOB_ID.match(f.name) for g in [_read(f)] if g]
+        return sorted(grids, key=lambda g: g.created, reverse=True)
+
+    def pngs(self, job_id: str) -> dict[int, bytes]:
+        folder = self._folder(job_id)
+        return {i: (folder / f"{i:03d}.png").read_bytes() for i in sorted(_done(folder))}
+
+    def first_png(self, job_id: str) -> bytes | None:
+        done = _done(self._folder(job_id))
+        return (self._folder(job_id) / f"{min(done):03d}.png").read_bytes() if done else None
+
+    def thumbnail_path(self, job_id: str) -> Path:
+        return self._folder(job_id) / THUMB_FILE
+
+    def _update_meta(self, job_id: str, **changes) -> None:
+        path = self._folder(job_id) / META_FILE
+        if not path.parent.is_dir():
+            return  # deleted meanwhile
+        _write(path, json.dumps({**_read_json(path), **changes}))
 
     def _folder(self, job_id: str) -> Path:
         if not JOB_ID.match(job_id):
             raise ValueError(f"job id {job_id!r} is not a seedgrid job id")
         return self.root / job_id
+
+
+def _read(folder: Path) -> SavedGrid | None:
+    try:
+        request = parse_request(json.loads((folder / REQUEST_FILE).read_text()))
+        meta = _read_json(folder / META_FILE)
+        created = float(meta.get("created") or (folder / REQUEST_FILE).stat().st_mtime)
+        status = meta.get("status")
+        status = JobStatus.model_validate({**status, "request": request}) if status else None
+    except (OSError, ValueError, RequestError):
+        return None
+    return SavedGrid(folder.name, request, created, meta.get("name", ""), status, meta.get("gone", ""), _done(folder))
+
+
+def _read_json(path: Path) -> dict:
+    try:
+        value = json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _done(folder: Path) -> set[int]:
+    try:
+        return {int(m.group(1)) for name in os.listdir(folder) if (m := PNG_NAME.match(name))}
+    except OSError:
+        return set()
+
+
+def _write(path: Path, data: str | bytes) -> None:
+    """Whole or not at all: an app closed mid-write leaves the old file."""
+    partial = path.with_name(path.name + ".part")
+    partial.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(partial, path)

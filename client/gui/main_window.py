@@ -12,7 +12,6 @@ from PySide6.QtWidgets import (
     QDockWidget,
     QFileDialog,
     QLabel,
-    QListView,
     QMainWindow,
     QPushButton,
     QSlider,
@@ -26,8 +25,10 @@ from seedgrid.client.gui.backend import Backend
 from seedgrid.client.gui.compose_panel import ComposePanel
 from seedgrid.client.gui.grid_model import GridModel, PngRole
 from seedgrid.client.gui.grid_view import GridView
-from seedgrid.client.gui.history_model import GridRole, HistoryModel
+from seedgrid.client.gui.history_keeper import HistoryKeeper
+from seedgrid.client.gui.history_model import HistoryModel
 from seedgrid.client.gui.history_store import HistoryStore
+from seedgrid.client.gui.history_view import HistoryView
 from seedgrid.client.gui.image_dialog import ImageDialog
 from seedgrid.client.gui.jobs_model import JobIdRole, JobsModel
 from seedgrid.client.gui.refine_dialog import RefineDialog
@@ -42,6 +43,7 @@ from seedgrid.shared.request import Item, RequestError, parse_request
 class MainWindow(QMainWindow):
     submit_requested = Signal(object)
     cancel_requested = Signal(str)
+    connection_changed = Signal(bool, str)  # the backend's, passed on in the GUI thread
 
     def __init__(self, redis_url: str, client_id: str | None = None, history_dir: Path | None = None):
         super().__init__()
@@ -58,8 +60,10 @@ class MainWindow(QMainWindow):
         self.grid_view = GridView()
         self.connection_label = QLabel("connecting…")
         self.statusBar().addPermanentWidget(self.connection_label)
-        self._build_layout()
         self.history_store = HistoryStore(history_dir or default_history_dir())
+        self.keeper = HistoryKeeper(self.history_store, self.history, self)
+        self.keeper.grid_removed.connect(self._grid_removed)
+        self._build_layout()
         self._load_history()
         self._start_backend(redis_url, client_id)
 
@@ -90,9 +94,8 @@ class MainWindow(QMainWindow):
         toolbar.addWidget(self.zoom)
         self.setCentralWidget(self.grid_view)
 
-        self.history_view = QListView()
-        self.history_view.setModel(self.history)
-        self.history_view.clicked.connect(lambda index: self.show_grid(index.data(GridRole)))
+        self.history_view = HistoryView(self.keeper)
+        self.history_view.grid_chosen.connect(self.show_grid)
         self._dock("Grids", self.history_view, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Compose", self.compose, Qt.DockWidgetArea.LeftDockWidgetArea)
 
@@ -134,6 +137,10 @@ class MainWindow(QMainWindow):
         self.backend.job_lost.connect(self._job_lost)
         self.backend.image_ready.connect(self._image_ready)
         self.backend.preview_ready.connect(self._preview_ready)
+        self.backend.jobs_found.connect(self.keeper.adopt)
+        self.keeper.follow_requested.connect(self.backend.follow)
+        self.keeper.unfollow_requested.connect(self.backend.unfollow)
+        self.keeper.follow_pending()
         self.backend_thread.start()
 
     def closeEvent(self, event) -> None:
@@ -145,15 +152,16 @@ class MainWindow(QMainWindow):
             QMetaObject.invokeMethod(self.backend, "stop", Qt.ConnectionType.BlockingQueuedConnection)
             self.backend_thread.quit()
             self.backend_thread.wait(5000)
+        self.keeper.shutdown()
 
     def _load_history(self) -> None:
-        for job_id, request, pngs in reversed(self.history_store.load()):
-            grid = GridModel(job_id, request, self)
-            for index, png in pngs.items():
-                grid.set_image(index, QImage.fromData(png), png)
-            self.history.add(grid)
+        self.keeper.restore()
         if self.history.grids:
             self.show_grid(self.history.grids[0])
+
+    def _grid_removed(self, grid: GridModel) -> None:
+        if grid is self.current_grid:
+            self.show_grid(self.history.grids[0] if self.history.grids else None)
 
     # -- actions
     def submit(self, request) -> None:
@@ -167,6 +175,9 @@ class MainWindow(QMainWindow):
             self.statusBar().clearMessage()
 
     def show_grid(self, grid: GridModel | None) -> None:
+        if grid is self.current_grid:
+            return
+        self.keeper.show(grid)
         self.current_grid = grid
         self.grid_view.setModel(grid)
 
@@ -292,6 +303,7 @@ class MainWindow(QMainWindow):
         self.connected = ok
         self.connection_label.setText(message)
         self.connection_label.setStyleSheet("" if ok else "color: #c62828;")
+        self.connection_changed.emit(ok, message)
 
     def _workers_changed(self, workers: list) -> None:
         self.workers.set_workers(workers)
@@ -307,8 +319,7 @@ class MainWindow(QMainWindow):
 
     def _job_submitted(self, job_id: str, request) -> None:
         self._answered()
-        grid = GridModel(job_id, request, self)
-        self.history.add(grid)
+        grid = self.keeper.add(job_id, request)
         self.show_grid(grid)
         self.jobs.upsert(
             JobStatus(
@@ -323,7 +334,10 @@ class MainWindow(QMainWindow):
         self.jobs.upsert(status)
         grid = self.history.find(status.job_id)
         if grid is not None:
+            saved = grid.status.state if grid.status else None
             grid.set_status(status)
+            if status.state != saved:
+                self.keeper.save_state(grid)
         if status.error:
             self.statusBar().showMessage(f"job {status.job_id[:8]} {status.state.value}: {status.error}", 8000)
 
@@ -332,13 +346,13 @@ class MainWindow(QMainWindow):
         grid = self.history.find(job_id)
         if grid is not None:
             grid.set_gone(state)
+            self.keeper.save_state(grid)
         self.statusBar().showMessage(f"job {job_id[:8]} {state}: {reason}", 8000)
 
     def _image_ready(self, job_id: str, index: int, image: QImage, png: bytes) -> None:
         grid = self.history.find(job_id)
         if grid is not None:
-            grid.set_image(index, image, png)
-            self.history_store.save_image(job_id, grid.request, index, png)
+            self.keeper.image_ready(grid, index, image, png)
 
     def _preview_ready(self, job_id: str, index: int, step: int, image: QImage) -> None:
         grid = self.history.find(job_id)

@@ -1,8 +1,10 @@
-"""Connection settings kept in the platform's config folder (QSettings)."""
+"""Settings kept in the platform's config folder (QSettings): the Redis URL, the history cap."""
 
 from PySide6.QtCore import QSettings
 
 REDIS_URL_KEY = "connection/redis_url"
+HISTORY_CAP_KEY = "history/max_grids"
+DEFAULT_HISTORY_CAP = 200
 
 
 def settings() -> QSettings:
@@ -17,4 +19,18 @@ def last_redis_url() -> str | None:
 def remember_redis_url(url: str) -> None:
     store = settings()
     store.setValue(REDIS_URL_KEY, url)
+    store.sync()
+
+
+def history_cap() -> int:
+    """How many grids the history keeps; the oldest beyond it are deleted."""
+    try:
+        return max(1, int(str(settings().value(HISTORY_CAP_KEY, DEFAULT_HISTORY_CAP))))
+    except (TypeError, ValueError):
+        return DEFAULT_HISTORY_CAP
+
+
+def set_history_cap(grids: int) -> None:
+    store = settings()
+    store.setValue(HISTORY_CAP_KEY, max(1, grids))
     store.sync()
