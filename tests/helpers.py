@@ -1,6 +1,7 @@
 """Small helpers shared by the integration tests."""
 
 import io
+import signal
 import time
 
 import numpy as np
@@ -29,3 +30,9 @@ def wait_until(condition, timeout: float = 60.0, interval: float = 0.05, message
 
 def pngs_by_seed(client: SeedgridClient, job_id: str) -> dict[tuple[str, int], bytes]:
     return {(r.prompt, r.seed): client.image_png(job_id, r.index) for r in client.images(job_id)}
+
+
+def default_sigint() -> None:
+    """Popen's preexec_fn for a child the test interrupts: where SIGINT is ignored (a shell's background
+    job), Python would not turn Ctrl+C into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

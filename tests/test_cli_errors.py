@@ -21,7 +21,7 @@ from seedgrid.client.cli.errors import describe
 from seedgrid.shared.job import JobState
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
-from tests.helpers import wait_until
+from tests.helpers import default_sigint, wait_until
 from tests.test_tls import make_certificates
 
 # Every test here starts worker, Redis or CLI processes.
@@ -43,7 +43,7 @@ def start(
     env.update({"SEEDGRID_CLIENT_ID": client_id} if client_id else {})
     popen.setdefault("stdout", subprocess.PIPE)
     popen.setdefault("stderr", subprocess.PIPE)
-    return subprocess.Popen([*SEEDGRID, *args], text=True, env=env, **popen)
+    return subprocess.Popen([*SEEDGRID, *args], text=True, env=env, preexec_fn=default_sigint, **popen)
 
 
 def finish(proc: subprocess.Popen, timeout: float = 60) -> subprocess.CompletedProcess:

@@ -18,7 +18,7 @@ from seedgrid.shared.job import JobState
 from seedgrid.shared.plot import make_plot
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
-from tests.helpers import max_pixel_diff
+from tests.helpers import default_sigint, max_pixel_diff
 
 pytestmark = pytest.mark.processes
 
@@ -30,7 +30,14 @@ UNSERVED = ["--model", "nobody-serves-this", "--queue-anyway"]  # queued, and st
 def start(*args: str, redis_url: str, client_id: str = "") -> subprocess.Popen:
     env = {**os.environ, "SEEDGRID_REDIS_URL": redis_url}
     env.update({"SEEDGRID_CLIENT_ID": client_id} if client_id else {})
-    return subprocess.Popen([*SEEDGRID, *args], text=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    return subprocess.Popen(
+        [*SEEDGRID, *args],
+        text=True,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        preexec_fn=default_sigint,
+    )
 
 
 def seedgrid(*args: str, redis_url: str, timeout: float = 120) -> subprocess.CompletedProcess:
