@@ -10,6 +10,7 @@ import redis
 
 from seedgrid.client import plots
 from seedgrid.shared.celery_config import make_celery
+from seedgrid.shared.family_rules import check_family
 from seedgrid.shared.job import ImageRecord, JobStatus
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
@@ -17,7 +18,7 @@ from seedgrid.shared.plot import Plot
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.settings import get_settings
-from seedgrid.shared.workers import WorkerInfo, served_models
+from seedgrid.shared.workers import WorkerInfo, served_models, worker_serving
 
 RECONNECT_SECONDS = 0.5
 # A Redis that is down or unreachable fails a command within seconds, not minutes.
@@ -198,9 +199,15 @@ class SeedgridClient:
         raise NoWorkerOnline(f"no worker for {model or 'any model'} came online within {timeout:.0f} s")
 
     def _check_served(self, request: JobRequest) -> None:
-        served = self.models()
-        if request.model not in served:
-            online = ", ".join(sorted(served)) or "none"
+        workers = self.workers()
+        worker = worker_serving(workers, request.model)
+        if worker is None:
+            online = ", ".join(sorted(served_models(workers))) or "none"
             raise NoWorkerForModel("model", f"no online worker serves {request.model!r} (online: {online})")
-        if request.scheduler not in served[request.model]:
-            raise NoWorkerForModel("scheduler", f"{request.scheduler} is not available for {request.model}")
+        if request.scheduler not in worker.schedulers:
+            raise NoWorkerForModel(
+                "scheduler",
+                f"{request.scheduler} is not available for {request.model}",
+                rule="one of " + ", ".join(worker.schedulers),
+            )
+        check_family(request, worker.family, worker.negative_prompt, worker.size_multiple)

@@ -19,6 +19,9 @@ SEEDGRID_KEY = "seedgrid"
 FORMAT_VERSION = 1
 NEGATIVE_PREFIX = "Negative prompt:"
 KARRAS_SCHEDULER = "dpm++_2m_karras"
+# Families whose guidance is distilled into the model: Forge writes it apart, with "CFG scale: 1" (no true CFG).
+DISTILLED_GUIDANCE_FAMILIES = {"flux"}
+DISTILLED_KEY = "Distilled CFG Scale"
 SCHEDULERS_BY_LABEL = {label: name for name, label in L.SCHEDULER_LABELS.items()}
 _PARAM_KEY = re.compile(r"\w[\w \-/]*")
 
@@ -40,8 +43,8 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def parameters_text(request: JobRequest, item: Item, model_label: str | None = None) -> str:
-    """The A1111 `parameters` text of one image, as its "copy parameters" gives it."""
+def parameters_text(request: JobRequest, item: Item, model_label: str | None = None, family: str = "sd") -> str:
+    """The A1111 `parameters` text of one image, as its "copy parameters" gives it (Forge's for Flux)."""
     lines = [item.prompt]
     if request.negative_prompt:
         lines.append(f"{NEGATIVE_PREFIX} {request.negative_prompt}")
@@ -49,8 +52,12 @@ def parameters_text(request: JobRequest, item: Item, model_label: str | None = N
         sampler = f"{L.SCHEDULER_LABELS['dpm++_2m']}, Schedule type: Karras"
     else:
         sampler = L.SCHEDULER_LABELS[request.scheduler]
+    if family in DISTILLED_GUIDANCE_FAMILIES:
+        guidance = f"CFG scale: 1, {DISTILLED_KEY}: {_number(request.guidance)}"
+    else:
+        guidance = f"CFG scale: {_number(request.guidance)}"
     lines.append(
-        f"Steps: {request.steps}, Sampler: {sampler}, CFG scale: {_number(request.guidance)}, "
+        f"Steps: {request.steps}, Sampler: {sampler}, {guidance}, "
         f"Seed: {item.seed}, Size: {request.width}x{request.height}, "
         f"Model: {_quote(model_label or request.model)}"
     )
@@ -63,15 +70,16 @@ def encode_png(
     item: Item,
     model_label: str | None = None,
     extra: dict | None = None,
+    family: str = "sd",
 ) -> bytes:
-    """PNG bytes of `image` with the A1111 `parameters` text and a `seedgrid` JSON chunk."""
+    """PNG bytes of `image` with the A1111 `parameters` text (in `family`'s conventions) and a `seedgrid` JSON chunk."""
     payload = {"version": FORMAT_VERSION, "request": request.model_dump(mode="json"), "item": item.model_dump()}
     clashes = set(extra or {}) & set(payload)
     if clashes:
         raise ValueError(f"extra: keys {sorted(clashes)} are reserved")
     payload.update(extra or {})
     info = PngInfo()
-    info.add_text(PARAMETERS_KEY, parameters_text(request, item, model_label))  # iTXt when not latin-1
+    info.add_text(PARAMETERS_KEY, parameters_text(request, item, model_label, family))  # iTXt when not latin-1
     info.add_text(SEEDGRID_KEY, json.dumps(payload))
     out = io.BytesIO()
     image.save(out, format="PNG", pnginfo=info, compress_level=1)
@@ -143,11 +151,12 @@ def request_from_parameters(text: str) -> JobRequest:
     data["seeds"] = [_int_param(params, "Seed")]
     if "Steps" in params:
         data["steps"] = _int_param(params, "Steps")
-    if "CFG scale" in params:
+    guidance_key = DISTILLED_KEY if DISTILLED_KEY in params else "CFG scale"  # Flux's guidance is the distilled one
+    if guidance_key in params:
         try:
-            data["guidance"] = float(params["CFG scale"])
+            data["guidance"] = float(params[guidance_key])
         except ValueError:
-            raise RequestError("guidance", f"CFG scale {params['CFG scale'][:40]!r} is not a number") from None
+            raise RequestError("guidance", f"{guidance_key} {params[guidance_key][:40]!r} is not a number") from None
     if "Size" in params:
         size = re.fullmatch(r"\s*(\d{1,6})\s*x\s*(\d{1,6})\s*", params["Size"])
         if not size:

@@ -13,10 +13,11 @@ from seedgrid.shared import limits as L
 class RequestError(ValueError):
     """A request broke a bound; the message names the field and its allowed range."""
 
-    def __init__(self, field: str, problem: str, label: str | None = None):
+    def __init__(self, field: str, problem: str, label: str | None = None, rule: str | None = None):
+        """`rule`: the allowed range when it is narrower than the contract's (a model family's); "" for none."""
         self.field = field
         self.problem = problem
-        rule = L.FIELD_RULES.get(field)
+        rule = L.FIELD_RULES.get(field) if rule is None else rule
         super().__init__(f"{label or field}: {problem}" + (f" (allowed: {rule})" if rule else ""))
 
 

@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from diffusers import StableDiffusionPipeline, StableDiffusionXLPipeline
+from diffusers import FluxPipeline, StableDiffusionPipeline, StableDiffusionXLPipeline
 from safetensors import safe_open
 
 from seedgrid.shared.request import JobRequest
@@ -13,10 +13,12 @@ from seedgrid.worker.engine import PipelineEngine
 from seedgrid.worker.models.detect import detect_family, family_from_keys
 from seedgrid.worker.models.loading import load_pipeline, model_display_name
 from seedgrid.worker.models.tiny import build_tiny_pipeline
+from seedgrid.worker.models.tiny_flux import build_tiny_flux_pipeline
 from seedgrid.worker.models.tiny_xl import build_tiny_xl_pipeline
 from tests.sdxl_checkpoint import save_original_layout
 
 REQUEST = JobRequest(model="tiny-xl", prompts=["a lighthouse at dusk"], seeds=[3, 9], width=64, height=64, steps=2)
+FLUX_REQUEST = REQUEST.model_copy(update={"model": "tiny-flux", "scheduler": "euler", "guidance": 3.5})
 
 
 @pytest.fixture(scope="module")
@@ -26,9 +28,9 @@ def xl_folder(tmp_path_factory):
     return folder
 
 
-def images(pipeline, name: str = "tiny-xl") -> list[np.ndarray]:
+def images(pipeline, name: str = "tiny-xl", request: JobRequest = REQUEST) -> list[np.ndarray]:
     engine = PipelineEngine(pipeline, name, "cpu")
-    request = REQUEST.model_copy(update={"model": name})
+    request = request.model_copy(update={"model": name})
     out: list[np.ndarray] = []
     engine.run(request, request.items(), lambda *_: None, lambda b, imgs: out.extend(np.asarray(i) for i in imgs))
     return [image.astype(np.int16) for image in out]
@@ -65,8 +67,8 @@ def test_single_file_keys_tell_the_family():
     assert family_from_keys(xl, "c") == "sdxl"
     with pytest.raises(ValueError, match="refiner"):
         family_from_keys(["conditioner.embedders.0.model.ln_final.weight"], "refiner.safetensors")
-    with pytest.raises(ValueError, match="flux.safetensors"):
-        family_from_keys(["double_blocks.0.img_attn.norm.key_norm.scale"], "flux.safetensors")
+    with pytest.raises(ValueError, match="video.safetensors"):
+        family_from_keys(["blocks.0.self_attn.q.weight"], "video.safetensors")
 
 
 def test_an_sdxl_single_file_in_the_original_layout_loads_with_a_local_config(xl_folder, tmp_path):
@@ -90,3 +92,22 @@ def test_an_sdxl_single_file_in_the_original_layout_loads_with_a_local_config(xl
     name = model_display_name(str(checkpoint))
     assert name == "my_sdxl_checkpoint"
     assert all(np.abs(a - b).max() <= 2 for a, b in zip(images(loaded, name), images(pipeline), strict=True))
+
+
+def test_flux_single_file_keys_tell_the_family_in_both_layouts():
+    bfl = ["double_blocks.0.img_attn.norm.key_norm.scale", "single_blocks.0.linear1.weight", "img_in.weight"]
+    comfy = ["model.diffusion_model." + key for key in bfl] + ["text_encoders.t5xxl.transformer.shared.weight"]
+    assert family_from_keys(bfl, "flux1-dev.safetensors") == family_from_keys(comfy, "flux1-schnell-fp8") == "flux"
+
+
+def test_a_flux_folder_loads_as_flux_and_makes_the_built_in_images(tmp_path):
+    folder = tmp_path / "my-flux-finetune"
+    build_tiny_flux_pipeline().save_pretrained(folder, safe_serialization=True)
+    assert detect_family(str(folder)) == "flux"
+    pipeline = load_pipeline(str(folder), "cpu")
+    assert isinstance(pipeline, FluxPipeline)
+    name = model_display_name(str(folder))
+    request = FLUX_REQUEST.model_copy(update={"model": name})
+    loaded = images(pipeline, name, request)
+    built_in = images(load_pipeline("tiny-flux", "cpu"), "tiny-flux", FLUX_REQUEST)
+    assert all(np.abs(a - b).max() <= 2 for a, b in zip(loaded, built_in, strict=True))

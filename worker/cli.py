@@ -16,7 +16,7 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--model",
         default=settings.model,
-        help="'tiny' or 'tiny-xl' (built in, SD and SDXL), a hub id such as "
+        help="'tiny', 'tiny-xl' or 'tiny-flux' (built in, SD, SDXL and Flux), a hub id such as "
         "stable-diffusion-v1-5/stable-diffusion-v1-5, "
         "a local diffusers folder, or a .safetensors file (default: %(default)s)",
     )

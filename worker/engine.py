@@ -4,17 +4,19 @@ import copy
 import logging
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import torch
 from diffusers import DiffusionPipeline
 from PIL import Image
 
+from seedgrid.shared.family_rules import check_family
 from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.worker.cancel import JobCancelled
 from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, StepCallback
 from seedgrid.worker.families import family_of
 from seedgrid.worker.memory import BatchLimits, OutOfMemory, is_out_of_memory, release_memory
-from seedgrid.worker.preview import latents_to_rgb, preview_interval, sigma_normalized
+from seedgrid.worker.preview import latents_to_rgb, preview_interval
 from seedgrid.worker.schedulers import compatible_scheduler_names, make_scheduler
 
 log = logging.getLogger(__name__)
@@ -33,10 +35,10 @@ class PipelineEngine:
         self.family = family_of(pipeline)
         self.model_name = model_name
         self.device = device
-        self.dtype = pipeline.unet.dtype
+        self.dtype = self.family.denoiser(pipeline).dtype
         self.max_batch = max_batch  # as configured; out of memory lowers only `limits`
         self.limits = BatchLimits()
-        self.schedulers = compatible_scheduler_names(pipeline.scheduler)
+        self.schedulers = compatible_scheduler_names(pipeline.scheduler, self.family.schedulers)
         self.preview_every: int | None = None  # steps between previews; None: preview_interval(steps); 0: none
         self._vae_float32 = None
 
@@ -45,7 +47,24 @@ class PipelineEngine:
         if request.model != self.model_name:
             raise RequestError("model", f"this worker serves {self.model_name!r}, not {request.model!r}")
         if request.scheduler not in self.schedulers:
-            raise RequestError("scheduler", f"{request.scheduler} is not compatible with {self.model_name}")
+            rule = "one of " + ", ".join(self.schedulers)
+            raise RequestError("scheduler", f"{request.scheduler} is not compatible with {self.model_name}", rule=rule)
+        family = self.family
+        check_family(request, family.name, family.negative_prompt, family.size_multiple)
+
+    def family_info(self) -> dict[str, Any]:
+        """The WorkerInfo fields of this model's family: its defaults and what it takes."""
+        family, pipeline = self.family, self.pipeline
+        width, height = family.default_size
+        return {
+            "family": family.name,
+            "default_width": width,
+            "default_height": height,
+            "default_steps": family.default_steps(pipeline),
+            "default_guidance": family.default_guidance(pipeline),
+            "negative_prompt": family.negative_prompt,
+            "size_multiple": family.size_multiple,
+        }
 
     def run(
         self,
@@ -129,7 +148,7 @@ class PipelineEngine:
                 on_step(reported, steps, batch)
             # The final image follows at once, so the last step gets no preview.
             if every and reported < steps and reported // every > before // every:
-                normalized = sigma_normalized(kwargs["latents"], pipe_.scheduler)
+                normalized = self.family.preview_latents(pipe_, kwargs["latents"], request)
                 on_preview(batch, reported, latents_to_rgb(normalized, self.family.latent_rgb))
             return kwargs
 
@@ -146,32 +165,29 @@ class PipelineEngine:
                 callback_on_step_end=step_end,
                 callback_on_step_end_tensor_inputs=["latents"],
             )
-            return self.decode(out.images)
+            return self.decode(out.images, request)
 
     def preview_interval(self, steps: int) -> int:
         return preview_interval(steps) if self.preview_every is None else self.preview_every
 
     def initial_noise(self, request: JobRequest, generators: list[torch.Generator]) -> torch.Tensor:
         """One CPU generator per image, so a seed gives the same noise in any batch and on any device."""
-        shape = (
-            1,
-            self.pipeline.unet.config.in_channels,
-            request.height // self.pipeline.vae_scale_factor,
-            request.width // self.pipeline.vae_scale_factor,
-        )
-        noise = torch.cat([torch.randn(shape, generator=g, dtype=torch.float32) for g in generators])
+        noise = torch.cat([self.family.noise(self.pipeline, request, g) for g in generators])
         return noise.to(self.device, self.dtype)
 
     @torch.inference_mode()
-    def decode(self, latents: torch.Tensor) -> list[Image.Image | None]:
-        """VAE-decode (in the VAE's own dtype); a NaN or black image is decoded again with the VAE in float32."""
+    def decode(self, latents: torch.Tensor, request: JobRequest | None = None) -> list[Image.Image | None]:
+        """VAE-decode the pipeline's latents (in the VAE's own dtype); `request`: their size, for packed latents.
+
+        A NaN or black image is decoded again with the VAE in float32."""
         vae = self.pipeline.vae
-        pixels = _vae_decode(vae, latents.to(vae.dtype) / vae.config.scaling_factor)
+        latents = self.family.vae_latents(self.pipeline, latents.float(), request)
+        pixels = _vae_decode(vae, latents.to(vae.dtype))
         bad = _bad_images(pixels)
         if bad.any() and vae.dtype != torch.float32:
             log.warning("%d NaN or black image(s); decoding again with the VAE in float32", int(bad.sum()))
             vae32 = self._float32_vae()
-            redo = _vae_decode(vae32, latents[bad].float() / vae.config.scaling_factor)
+            redo = _vae_decode(vae32, latents[bad].float())
             pixels = pixels.float()
             pixels[bad] = redo
             bad = _bad_images(pixels)
@@ -187,7 +203,7 @@ class PipelineEngine:
         """A fresh pipeline object over the shared components, with this job's own scheduler."""
         self.check(request)
         components = dict(self.pipeline.components)
-        components["scheduler"] = make_scheduler(self.pipeline.scheduler, request.scheduler)
+        components["scheduler"] = make_scheduler(self.pipeline.scheduler, request.scheduler, self.family.schedulers)
         pipe = self.family.pipeline_over(components, self.pipeline)
         pipe.set_progress_bar_config(disable=True)
         return pipe

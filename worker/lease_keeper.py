@@ -21,6 +21,7 @@ from seedgrid.worker.runtime import WorkerRuntime
 
 log = logging.getLogger(__name__)
 
+
 class LeaseKeeper(threading.Thread):
     def __init__(self, runtime: WorkerRuntime, redis_url: str, send: Send):
         super().__init__(name="seedgrid-leases", daemon=True)

@@ -101,6 +101,12 @@ class WorkerRuntime:
             merge=settings.merge,
         )
 
+    @property
+    def family_name(self) -> str:
+        """The served model's family ("sd" for the simulated model)."""
+        family = getattr(self.engine, "family", None)
+        return family.name if family is not None else "sd"
+
     def progressed(self) -> None:
         self.last_progress = time.monotonic()
 
@@ -112,8 +118,9 @@ class WorkerRuntime:
         if self.device_description is None:
             self.device_description = describe_device(self.engine.device)
         device_name, memory_gb = self.device_description
-        family = getattr(self.engine, "family", None)  # a PipelineEngine's; the simulated model is SD-like
-        width, height = family.default_size if family else (512, 512)
+        # A PipelineEngine's family, defaults and what it takes; the simulated model keeps WorkerInfo's (SD's).
+        family_info = getattr(self.engine, "family_info", None)
+        takes = family_info() if family_info else {}
         return WorkerInfo(
             name=self.name,
             host=socket.gethostname(),
@@ -125,9 +132,7 @@ class WorkerRuntime:
             vae=self.vae,
             schedulers=self.engine.schedulers,
             max_batch=self.engine.max_batch,
-            family=family.name if family else "sd",
-            default_width=width,
-            default_height=height,
+            **takes,
             busy=self.busy,
             current_job=self.current_job,
             jobs_done=self.jobs_done,

@@ -5,7 +5,8 @@ from diffusers.schedulers.scheduling_utils import SchedulerMixin
 from seedgrid.shared.limits import SCHEDULER_NAMES
 
 # name -> (diffusers class name, options passed to from_config)
-SCHEDULER_CLASSES: dict[str, tuple[str, dict]] = {
+SchedulerTable = dict[str, tuple[str, dict]]
+SCHEDULER_CLASSES: SchedulerTable = {
     "dpm++_2m": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
     "dpm++_2m_karras": (
         "DPMSolverMultistepScheduler",
@@ -25,17 +26,21 @@ SCHEDULER_CLASSES: dict[str, tuple[str, dict]] = {
     "deis": ("DEISMultistepScheduler", {}),
 }
 assert set(SCHEDULER_CLASSES) == set(SCHEDULER_NAMES), "contract and worker disagree on scheduler names"
+# Flow-matching models (Flux): Euler over the flow, as Forge's and ComfyUI's "Euler" is for them.
+FLOW_SCHEDULER_CLASSES: SchedulerTable = {"euler": ("FlowMatchEulerDiscreteScheduler", {})}
 
 
-def compatible_scheduler_names(base: SchedulerMixin) -> list[str]:
-    """The contract's names whose class the pipeline's scheduler lists as compatible."""
+def compatible_scheduler_names(base: SchedulerMixin, table: SchedulerTable = SCHEDULER_CLASSES) -> list[str]:
+    """The contract's names (of `table`) whose class the pipeline's scheduler lists as compatible."""
     compatible = {cls.__name__ for cls in base.compatibles} | {type(base).__name__}
-    return [name for name, (cls_name, _) in SCHEDULER_CLASSES.items() if cls_name in compatible]
+    return [name for name, (cls_name, _) in table.items() if cls_name in compatible]
 
 
-def make_scheduler(base: SchedulerMixin, name: str) -> SchedulerMixin:
+def make_scheduler(base: SchedulerMixin, name: str, table: SchedulerTable = SCHEDULER_CLASSES) -> SchedulerMixin:
     """A fresh scheduler for one job, derived from the pipeline's config; `base` is never changed."""
-    cls_name, options = SCHEDULER_CLASSES[name]
+    if name not in table:
+        raise ValueError(f"scheduler: {name} is not compatible with this model")
+    cls_name, options = table[name]
     by_name = {cls.__name__: cls for cls in base.compatibles} | {type(base).__name__: type(base)}
     if cls_name not in by_name:
         raise ValueError(f"scheduler: {name} is not compatible with this model")

@@ -95,7 +95,11 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
                 seconds=round(seconds, 4),
             )
             png = encode_png(
-                image, job.request, item, extra={"job_id": job.job_id, "worker": runtime.name, "vae": runtime.vae}
+                image,
+                job.request,
+                item,
+                extra={"job_id": job.job_id, "worker": runtime.name, "vae": runtime.vae},
+                family=runtime.family_name,
             )
             until_redis_returns(store.store_image, record, png)
             job.images_done += 1

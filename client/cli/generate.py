@@ -7,12 +7,13 @@ from pathlib import Path
 from seedgrid.client.api import JobTimeout, SeedgridClient
 from seedgrid.client.cli.fetch import fetch_command
 from seedgrid.client.cli.follow import run_to_folder
-from seedgrid.client.cli.request_args import add_request_options, request_from_args
+from seedgrid.client.cli.request_args import add_request_options, defaults_left_out, request_from_args
 from seedgrid.client.local import LocalStack
 from seedgrid.shared.job import JobState
 from seedgrid.shared.names import PRIORITIES
 from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.shared.settings import get_settings
+from seedgrid.shared.workers import worker_serving
 
 
 def add_parser(subparsers) -> None:
@@ -58,10 +59,15 @@ def run(args: argparse.Namespace) -> int:
         return 2
     with LocalStack(args.redis) as stack:
         client = stack.enter_context(SeedgridClient(stack.redis_url))
+        if stack.embedded and not args.detach:
+            stack.start_worker_online(client, request.model, args.device)
+        try:
+            request = with_served_defaults(client, request, args)
+        except RequestError as exc:
+            print(f"seedgrid generate: {exc}", file=sys.stderr)
+            return 2
         if args.detach:
             return detach(client, request, args)
-        if stack.embedded:
-            stack.start_worker_online(client, request.model, args.device)
         return follow_and_save(
             client,
             request,
@@ -72,6 +78,14 @@ def run(args: argparse.Namespace) -> int:
             priority=args.priority,
             shared=not stack.embedded,
         )
+
+
+def with_served_defaults(client: SeedgridClient, request: JobRequest, args: argparse.Namespace) -> JobRequest:
+    """The request with the defaults of a worker serving its model for the options left out (its family's)."""
+    if not defaults_left_out(args):
+        return request
+    served = worker_serving(client.workers(), request.model)
+    return request if served is None else request_from_args(args, served)
 
 
 def detach(client: SeedgridClient, request: JobRequest, args: argparse.Namespace) -> int:

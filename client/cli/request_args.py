@@ -7,6 +7,7 @@ from seedgrid.shared import limits as L
 from seedgrid.shared.dynamic_prompts import MAX_EXPANSIONS, expand_prompts
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
+from seedgrid.shared.workers import WorkerInfo
 
 # request field -> the option that sets it, so errors name what the user typed
 OPTION_FOR_FIELD = {
@@ -22,6 +23,8 @@ OPTION_FOR_FIELD = {
     "model": "--model",
     "items": "--prompt x --seeds",
 }
+# Options that, left out, take the served model's defaults (its family's), else the contract's (SD's).
+SERVED_DEFAULTS = ("width", "height", "steps", "guidance", "scheduler")
 
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
@@ -48,35 +51,55 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
         help="folder of NAME.txt files for __NAME__ in prompts (default: wildcards in seedgrid's config folder)",
     )
     parser.add_argument("--seeds", default="0", help="a range 0-7, a list 3,17,42 or random:8 (default: 0)")
-    parser.add_argument("--steps", type=int, default=20, help=f"{L.FIELD_RULES['steps']} (default: 20)")
-    parser.add_argument("--scheduler", default="dpm++_2m", help=f"{L.FIELD_RULES['scheduler']} (default: dpm++_2m)")
-    parser.add_argument("--width", type=int, default=512, help=f"{L.FIELD_RULES['width']} (default: 512)")
-    parser.add_argument("--height", type=int, default=512, help=f"{L.FIELD_RULES['height']} (default: 512)")
-    parser.add_argument("--guidance", type=float, default=7.5, help=f"{L.FIELD_RULES['guidance']} (default: 7.5)")
+    served = "the served model's default"
+    parser.add_argument("--steps", type=int, help=f"{L.FIELD_RULES['steps']} (default: {served}; SD: 20, Flux: 4-28)")
+    parser.add_argument(
+        "--scheduler", help=f"{L.FIELD_RULES['scheduler']} (default: dpm++_2m, or the first the model serves)"
+    )
+    parser.add_argument("--width", type=int, help=f"{L.FIELD_RULES['width']} (default: {served}; SD: 512, SDXL: 1024)")
+    parser.add_argument("--height", type=int, help=f"{L.FIELD_RULES['height']} (default: {served}; SD: 512)")
+    parser.add_argument("--guidance", type=float, help=f"{L.FIELD_RULES['guidance']} (default: {served}; SD: 7.5)")
     parser.add_argument("--negative", default="", help="negative prompt")
     parser.add_argument("--model", default="tiny", help="a model an online worker serves (default: tiny)")
 
 
-def request_from_args(args: argparse.Namespace) -> JobRequest:
+def defaults_left_out(args: argparse.Namespace) -> bool:
+    return any(getattr(args, name) is None for name in SERVED_DEFAULTS)
+
+
+def served_defaults(served: WorkerInfo | None) -> dict:
+    """The request fields a worker serving the model advertises as defaults; the contract's without one."""
+    fields = JobRequest.model_fields
+    if served is None:
+        return {name: fields[name].default for name in SERVED_DEFAULTS}
+    scheduler = fields["scheduler"].default
+    return {
+        "width": served.default_width,
+        "height": served.default_height,
+        "steps": served.default_steps,
+        "guidance": served.default_guidance,
+        "scheduler": scheduler if scheduler in served.schedulers or not served.schedulers else served.schedulers[0],
+    }
+
+
+def request_from_args(args: argparse.Namespace, served: WorkerInfo | None = None) -> JobRequest:
     """Build the request, or raise a RequestError whose message names the option.
 
+    Options left out take the defaults `served` (a worker serving the model) advertises.
     Dynamic prompts are expanded here, their random picks seeded by the first seed."""
     try:
         seeds = parse_seeds(args.seeds)
         prompts = expand_prompts(
             [args.prompt, *args.more_prompts], samples=args.prompt_samples, seed=seeds[0], wildcards=args.wildcards
         )
+        given = {name: getattr(args, name) for name in SERVED_DEFAULTS if getattr(args, name) is not None}
         return parse_request(
             {
                 "model": args.model,
                 "prompts": prompts,
                 "seeds": seeds,
                 "negative_prompt": args.negative,
-                "width": args.width,
-                "height": args.height,
-                "steps": args.steps,
-                "guidance": args.guidance,
-                "scheduler": args.scheduler,
+                **(served_defaults(served) | given),
             }
         )
     except RequestError as exc:

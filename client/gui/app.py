@@ -6,7 +6,7 @@ from PySide6.QtWidgets import QApplication
 
 from seedgrid.client.gui.interrupt import quit_on_ctrl_c
 from seedgrid.client.gui.main_window import MainWindow
-from seedgrid.client.gui.settings import remember_redis_url
+from seedgrid.client.gui.settings import remember_redis_url, settings
 
 
 def run_app(redis_url: str, model: str | None = None, remember: bool = False) -> int:
@@ -14,7 +14,7 @@ def run_app(redis_url: str, model: str | None = None, remember: bool = False) ->
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("seedgrid")
     app.setOrganizationName("seedgrid")
-    window = MainWindow(redis_url)
+    window = MainWindow(redis_url, settings=settings())  # geometry, layout, zoom, compose kept across starts
     if model:
         window.compose.model.setEditText(model)
     if remember:

@@ -2,6 +2,8 @@
 
 import logging
 import time
+from collections import deque
+from dataclasses import dataclass
 
 import redis
 from PySide6.QtCore import QObject, QTimer, Signal, Slot
@@ -9,14 +11,82 @@ from PySide6.QtGui import QImage
 
 from seedgrid.client.api import SeedgridClient
 from seedgrid.client.gui.connection import connection_message, is_connection_error
-from seedgrid.shared.job import JobStatus
+from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import RequestError
+from seedgrid.shared.workers import WorkerInfo
 
 WORKERS_EVERY_S = 2.0
 JOBS_READ_BACK = 100  # this client's newest jobs read at start, to take back what finished while closed
 EXPIRED, LOST = "expired", "lost"
+RATE_SAMPLES = 8  # finished jobs per model whose speed makes the estimates
+STARTED = (JobState.STARTED, JobState.RUNNING)
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class QueueEstimate:
+    """Where a followed job stands: `position` 1 is next for its model (0: running); times are wall-clock
+    seconds, None while no speed of the model is known yet."""
+
+    position: int
+    start_at: float | None = None
+    finish_at: float | None = None
+
+
+class Throughput:
+    """Images per second per model, from the records of finished jobs (a worker's speed) and running ones."""
+
+    def __init__(self) -> None:
+        self.samples: dict[str, deque[tuple[float, float]]] = {}  # model -> (images, seconds)
+        self.seen: set[str] = set()
+
+    def add(self, status: JobStatus) -> None:
+        """A succeeded job's images over its run time; each job counts once."""
+        if status.request is None or status.job_id in self.seen or status.state != JobState.SUCCEEDED:
+            return
+        seconds = status.finished_at - status.started_at
+        if status.started_at and seconds > 0 and status.images_total:
+            self.seen.add(status.job_id)
+            samples = self.samples.setdefault(status.request.model, deque(maxlen=RATE_SAMPLES))
+            samples.append((float(status.images_total), seconds))
+
+    def per_worker(self, model: str, running: list[JobStatus], now: float) -> float | None:
+        """One worker's images per second on `model`; running jobs count while no job has finished."""
+        samples = list(self.samples.get(model, ()))
+        if not samples:
+            samples = [
+                (s.progress * s.images_total, now - s.started_at)
+                for s in running
+                if s.started_at and now - s.started_at >= 1.0 and s.progress > 0
+            ]
+        images, seconds = sum(i for i, _ in samples), sum(t for _, t in samples)
+        return images / seconds if images > 0 and seconds > 0 else None
+
+
+def estimate_queue(
+    statuses: list[JobStatus], workers: list[WorkerInfo], throughput: Throughput, now: float
+) -> dict[str, QueueEstimate]:
+    """Each followed unfinished job's place among the followed jobs of its model (by priority, then submit
+    time) and when it should start and finish at the model's speed times its workers."""
+    estimates: dict[str, QueueEstimate] = {}
+    models = {s.request.model for s in statuses if s.request is not None and not s.state.finished}
+    for model in sorted(models):
+        mine = [s for s in statuses if s.request is not None and s.request.model == model]
+        running = [s for s in mine if s.state in STARTED]
+        queued = sorted((s for s in mine if s.state == JobState.QUEUED), key=lambda s: (s.priority, s.submitted_at))
+        rate = throughput.per_worker(model, running, now)
+        served_by = max(1, sum(1 for w in workers if w.model == model))
+        left = [s.images_total * (1 - s.progress) for s in running]
+        for s, images in zip(running, left, strict=True):
+            estimates[s.job_id] = QueueEstimate(0, s.started_at or None, now + images / rate if rate else None)
+        ahead = sum(left)
+        for position, s in enumerate(queued, 1):
+            start = now + ahead / (rate * served_by) if rate else None
+            ahead += s.images_total
+            finish = now + ahead / (rate * served_by) if rate else None
+            estimates[s.job_id] = QueueEstimate(position, start, finish)
+    return estimates
 
 
 class Backend(QObject):
@@ -31,6 +101,7 @@ class Backend(QObject):
     image_ready = Signal(str, int, QImage, bytes)  # job id, item index, image, PNG with metadata
     preview_ready = Signal(str, int, int, QImage)  # job id, item index, step, preview
     jobs_found = Signal(list)  # list[JobStatus]: this client's jobs in Redis, read once at start
+    queue_estimated = Signal(dict)  # job id -> QueueEstimate, for every followed unfinished job
 
     def __init__(self, redis_url: str, client_id: str | None = None, poll_ms: int = 150):
         super().__init__()
@@ -45,6 +116,9 @@ class Backend(QObject):
         self._fetched: dict[str, set[int]] = {}
         self._preview_steps: dict[tuple[str, int], int] = {}
         self._jobs_read = False
+        self._workers: list[WorkerInfo] = []
+        self.throughput = Throughput()
+        self._estimates: dict[str, QueueEstimate] = {}
 
     @property
     def api(self) -> SeedgridClient:
@@ -119,6 +193,7 @@ class Backend(QObject):
                 self._read_jobs()
             for job_id in list(self._active):
                 self._poll_one(job_id)
+            self._estimate()
         except Exception as exc:
             if not is_connection_error(exc):
                 raise
@@ -140,7 +215,18 @@ class Backend(QObject):
                 raise
             log.warning("unreadable worker list", exc_info=True)  # a malformed heartbeat; read again later
             return
+        self._workers = workers
         self.workers_changed.emit(workers)
+
+    def _estimate(self) -> None:
+        """From the records this round read (no Redis call); sent when a position or a second changes."""
+        followed = [s for s in self._active.values() if s is not None]
+        estimates = estimate_queue(followed, self._workers, self.throughput, time.time())
+        rounded = {k: QueueEstimate(e.position, *(round(t) if t else None for t in (e.start_at, e.finish_at)))
+                   for k, e in estimates.items()}  # fmt: skip
+        if rounded != self._estimates:
+            self._estimates = rounded
+            self.queue_estimated.emit(estimates)
 
     def _read_jobs(self) -> None:
         try:
@@ -151,6 +237,8 @@ class Backend(QObject):
             log.warning("unreadable job list", exc_info=True)
             jobs = []
         self._jobs_read = True
+        for status in jobs:
+            self.throughput.add(status)
         self.jobs_found.emit(jobs)
 
     def _poll_one(self, job_id: str) -> None:
@@ -176,6 +264,7 @@ class Backend(QObject):
         status = self.api.status(job_id)
         if status != self._active[job_id]:
             self._active[job_id] = status
+            self.throughput.add(status)
             self.job_changed.emit(status)
         fetched = self._fetched[job_id]
         records = self.api.images(job_id)

@@ -3,7 +3,7 @@ sending. Spin boxes span exactly the contract's bounds (shared/limits.py); Gener
 
 from typing import Any
 
-from PySide6.QtCore import Signal
+from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -49,8 +49,8 @@ class ComposePanel(QWidget):
         self.negative = QLineEdit(placeholderText="blurry, low quality")
         self.model = QComboBox(editable=True)
         self.model.setEditText("tiny")
-        self.scheduler = QComboBox()
-        self.scheduler.addItems(L.SCHEDULER_NAMES)
+        self.scheduler = QComboBox()  # readable labels ("Euler a"); each item's data is the request's name
+        self._set_schedulers(list(L.SCHEDULER_NAMES))
         self.steps = _spin(L.MIN_STEPS, L.MAX_STEPS, 20)
         self.guidance = QDoubleSpinBox(
             minimum=L.MIN_GUIDANCE, maximum=L.MAX_GUIDANCE, singleStep=0.5, value=7.5, decimals=1
@@ -118,7 +118,7 @@ class ComposePanel(QWidget):
             "height": self.height_box.value(),
             "steps": self.steps.value(),
             "guidance": self.guidance.value(),
-            "scheduler": self.scheduler.currentText(),
+            "scheduler": self.scheduler_name(),
         }
         request = _check_all(data, errors)
         for field, message in errors.items():
@@ -158,7 +158,7 @@ class ComposePanel(QWidget):
         self.prompt.setPlainText(request.prompts[0])
         self.negative.setText(request.negative_prompt)
         self.model.setEditText(request.model)
-        self.scheduler.setCurrentText(request.scheduler)
+        self.set_scheduler(request.scheduler)
         self.steps.setValue(request.steps)
         self.guidance.setValue(request.guidance)
         self.width_box.setValue(request.width)
@@ -173,11 +173,60 @@ class ComposePanel(QWidget):
                 self.show_error("model", f"model: no online worker serves {model!r}")
             return
         self.errors["model"].setVisible(False)
-        current = self.scheduler.currentText()
-        self.scheduler.clear()
-        self.scheduler.addItems(schedulers)
+        current = self.scheduler_name()
+        self._set_schedulers(schedulers)
         if current in schedulers:
-            self.scheduler.setCurrentText(current)
+            self.set_scheduler(current)
+
+    def scheduler_name(self) -> str:
+        """The request's name of the chosen scheduler ("euler_a" for "Euler a")."""
+        name = self.scheduler.currentData()
+        return str(name) if name else self.scheduler.currentText()
+
+    def set_scheduler(self, name: str) -> None:
+        found = self.scheduler.findData(name)
+        if found >= 0:
+            self.scheduler.setCurrentIndex(found)
+
+    def _set_schedulers(self, names: list[str]) -> None:
+        self.scheduler.clear()
+        for name in names:
+            self.scheduler.addItem(L.SCHEDULER_LABELS.get(name, name), name)
+            self.scheduler.setItemData(self.scheduler.count() - 1, name, Qt.ItemDataRole.ToolTipRole)
+
+    def values(self) -> dict[str, Any]:
+        """Every field as it stands, valid or not: what the app keeps for the next start."""
+        return {
+            "prompt": self.prompt.toPlainText(),
+            "negative": self.negative.text(),
+            "model": self.model.currentText(),
+            "scheduler": self.scheduler_name(),
+            "steps": self.steps.value(),
+            "guidance": self.guidance.value(),
+            "width": self.width_box.value(),
+            "height": self.height_box.value(),
+            "seeds": self.seeds.text(),
+        }
+
+    def set_values(self, values: dict[str, Any]) -> None:
+        """Put back what values() gave; unknown or unreadable entries are skipped."""
+        setters: dict[str, tuple[Any, Any]] = {
+            "prompt": (self.prompt.setPlainText, str),
+            "negative": (self.negative.setText, str),
+            "model": (self.model.setEditText, str),
+            "scheduler": (self.set_scheduler, str),
+            "steps": (self.steps.setValue, int),
+            "guidance": (self.guidance.setValue, float),
+            "width": (self.width_box.setValue, int),
+            "height": (self.height_box.setValue, int),
+            "seeds": (self.seeds.setText, str),
+        }
+        for key, (setter, kind) in setters.items():
+            if key in values:
+                try:
+                    setter(kind(values[key]))
+                except (TypeError, ValueError):
+                    continue
 
 
 def _check_all(data: dict[str, Any], errors: dict[str, str]) -> JobRequest | None:

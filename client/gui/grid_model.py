@@ -1,6 +1,9 @@
 """One job as a grid: prompts are rows, seeds are columns; cells fill in as images arrive."""
 
-from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, Qt
+import re
+from pathlib import Path
+
+from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
 from PySide6.QtGui import QImage
 
 from seedgrid.shared.job import JobState, JobStatus
@@ -12,6 +15,59 @@ PreviewRole = Qt.ItemDataRole.UserRole + 3  # latest preview QImage, or None
 PngRole = Qt.ItemDataRole.UserRole + 4  # the PNG bytes with their metadata
 ProgressRole = Qt.ItemDataRole.UserRole + 5  # 0..1 for a cell still being made
 CellStateRole = Qt.ItemDataRole.UserRole + 6  # why a cell will get no image ("cancelled", "expired"...), or None
+
+LABEL_CHARS = 40
+MIN_CUT = 10  # a common prefix or suffix shorter than this stays in the labels
+TOKEN = re.compile(r"[\w'-]+|\s+|[^\w\s]")
+
+
+def row_labels(prompts: list[str], limit: int = LABEL_CHARS) -> list[str]:
+    """Short row labels that show where the prompts differ: a long common start is cut to "…", and, when a
+    label is still too long, a long common end after one word of context ("…, golden hour…")."""
+    if len(set(prompts)) < 2:
+        return [_elide_end(p, limit) for p in prompts]
+    tokens = [TOKEN.findall(p) for p in prompts]
+    head = _common(tokens)
+    tail = min(_common([t[::-1] for t in tokens]), min(map(len, tokens)) - head)
+    return [_label(p, t, head, tail, limit) for p, t in zip(prompts, tokens, strict=True)]
+
+
+def _label(prompt: str, tokens: list[str], head: int, tail: int, limit: int) -> str:
+    words = [i for i in range(head) if _is_word(tokens[i])]
+    start = words[-1] + 1 if words else 0  # cut through the last common word, keep the punctuation after it
+    if len("".join(tokens[:start])) < MIN_CUT:
+        start = 0
+    end = len(tokens)
+    tail_words = [i for i in range(len(tokens) - tail, len(tokens)) if _is_word(tokens[i])]
+    rest = "".join(tokens[start:]).strip()
+    if len(rest) + (start > 0) > limit and len(tail_words) > 1:
+        cut = tail_words[1]  # keep one word of the common end as context
+        if len("".join(tokens[cut:])) >= MIN_CUT:
+            end = cut
+    middle = "".join(tokens[start:end]).strip()
+    if not middle:  # all of it is common (a prompt inside another): its end tells it apart
+        return prompt if len(prompt) <= limit else "…" + prompt[-(limit - 1) :].lstrip()
+    label = ("…" if start else "") + middle
+    if len(label) > limit:
+        return label[: limit - 1].rstrip() + "…"
+    return label + ("…" if end < len(tokens) else "")
+
+
+def _common(token_lists: list[list[str]]) -> int:
+    count = 0
+    for column in zip(*token_lists, strict=False):
+        if any(t != column[0] for t in column):
+            break
+        count += 1
+    return count
+
+
+def _is_word(token: str) -> bool:
+    return bool(re.match(r"[\w'-]", token))
+
+
+def _elide_end(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 class GridModel(QAbstractTableModel):
@@ -29,6 +85,8 @@ class GridModel(QAbstractTableModel):
         self.name = ""  # given by the user; replaces the prompt in the title
         self.unknown_state = "queued"  # the title's state while no status was read ("saved": an old save)
         self.thumbnail: QImage | None = None
+        self.labels = row_labels(request.prompts)
+        self.folder: Path | None = None  # where the grid's PNGs are kept (NNN.png), for dragging files out
 
     @property
     def title(self) -> str:
@@ -83,8 +141,32 @@ class GridModel(QAbstractTableModel):
             return None
         if orientation == Qt.Orientation.Horizontal:
             return f"seed {self.request.seeds[section]}"
-        prompt = self.request.prompts[section]
-        return prompt if role == Qt.ItemDataRole.ToolTipRole or len(prompt) <= 40 else prompt[:39] + "…"
+        return self.request.prompts[section] if role == Qt.ItemDataRole.ToolTipRole else self.labels[section]
+
+    def flags(self, index: QModelIndex | QPersistentModelIndex) -> Qt.ItemFlag:
+        flags = super().flags(index)
+        if index.isValid() and self.item_at(index.row(), index.column()).index in self.pngs:
+            flags |= Qt.ItemFlag.ItemIsDragEnabled
+        return flags
+
+    def mimeTypes(self) -> list[str]:
+        return ["text/uri-list", "image/png", "application/x-qt-image"]
+
+    def mimeData(self, indexes) -> QMimeData:
+        """The first dragged cell's image: its PNG file as a URL (with its parameters), the PNG and the image."""
+        mime = QMimeData()
+        for index in indexes:
+            item = self.item_at(index.row(), index.column())
+            png = self.pngs.get(item.index)
+            if png is None:
+                continue
+            path = self.folder / f"{item.index:03d}.png" if self.folder else None
+            if path is not None and path.is_file():
+                mime.setUrls([QUrl.fromLocalFile(str(path))])
+            mime.setData("image/png", png)
+            mime.setImageData(self.images.get(item.index) or QImage.fromData(png))
+            break
+        return mime
 
     def set_status(self, status: JobStatus) -> None:
         self.status = status

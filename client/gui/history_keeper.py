@@ -62,6 +62,7 @@ class HistoryKeeper(QObject):
         """A new job's grid, saved at once so that a job pending at close is followed after a restart."""
         self.store.create(job_id, request, created)
         grid = GridModel(job_id, request, self.parent())
+        grid.folder = self.store.folder(job_id)
         self.model.add(grid)
         self.store.save_state(job_id, JobStatus(job_id=job_id, state=JobState.QUEUED), "")
         self.prune()
@@ -121,6 +122,7 @@ class HistoryKeeper(QObject):
 
     def _grid(self, saved: SavedGrid) -> GridModel:
         grid = GridModel(saved.job_id, saved.request, self.parent())
+        grid.folder = self.store.folder(saved.job_id)
         grid.done, grid.status, grid.gone, grid.name = saved.done, saved.status, saved.gone, saved.name
         grid.unknown_state = "saved"
         return grid

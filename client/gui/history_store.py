@@ -91,6 +91,10 @@ class HistoryStore:
         done = _done(self._folder(job_id))
         return (self._folder(job_id) / f"{min(done):03d}.png").read_bytes() if done else None
 
+    def folder(self, job_id: str) -> Path:
+        """Where the grid's files are (NNN.png per image)."""
+        return self._folder(job_id)
+
     def thumbnail_path(self, job_id: str) -> Path:
         return self._folder(job_id) / THUMB_FILE
 

@@ -1,9 +1,11 @@
-"""This client's jobs for the queue panel: state, progress, worker, elapsed time."""
+"""This client's jobs for the queue panel: state, progress, place in the queue with estimated start and finish,
+worker, elapsed time and prompt (the full prompts on hover)."""
 
 import time
 
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
+from seedgrid.client.gui.backend import QueueEstimate
 from seedgrid.client.gui.table_model import RowsTableModel
 from seedgrid.shared.job import JobState, JobStatus
 
@@ -11,11 +13,12 @@ JobIdRole = Qt.ItemDataRole.UserRole + 1
 
 
 class JobsModel(RowsTableModel):
-    columns = ("job", "state", "progress", "worker", "elapsed")
+    columns = ("job", "state", "progress", "queue", "worker", "elapsed", "prompt")
 
     def __init__(self, parent=None) -> None:
         super().__init__(parent)
         self.gone: dict[str, tuple[str, str]] = {}  # job id -> ("expired" or "lost", reason): no longer followed
+        self.estimates: dict[str, QueueEstimate] = {}  # from the backend, for followed unfinished jobs
 
     @property
     def jobs(self) -> list[JobStatus]:
@@ -27,6 +30,9 @@ class JobsModel(RowsTableModel):
         job = self.rows[index.row()]
         if role == JobIdRole:
             return job.job_id
+        column = self.columns[index.column()]
+        if role == Qt.ItemDataRole.ToolTipRole and column == "prompt":
+            return "\n".join(job.request.prompts) if job.request else None
         if role == Qt.ItemDataRole.ToolTipRole:
             gone = self.gone.get(job.job_id)
             return gone[1] if gone else job.error or job.job_id
@@ -38,7 +44,28 @@ class JobsModel(RowsTableModel):
             "worker": job.worker or "-",
             "elapsed": _elapsed(job),
             "progress": f"{job.progress:.0%} ({job.images_done}/{job.images_total})",
-        }[self.columns[index.column()]]
+            "queue": self.queue_text(job),
+            "prompt": _prompt(job),
+        }[column]
+
+    def queue_text(self, job: JobStatus) -> str:
+        """ "#2 · start in 12 s · done in 40 s" for a queued job, "done in 8 s" for a running one."""
+        estimate = self.estimates.get(job.job_id)
+        if estimate is None or job.state.finished or job.job_id in self.gone:
+            return ""
+        now = time.time()
+        done = f"done in {_duration(estimate.finish_at - now)}" if estimate.finish_at else ""
+        if not estimate.position:
+            return done
+        if estimate.start_at is None:
+            return f"#{estimate.position} · no estimate yet"
+        return f"#{estimate.position} · start in {_duration(estimate.start_at - now)} · {done}"
+
+    def set_estimates(self, estimates: dict[str, QueueEstimate]) -> None:
+        self.estimates = estimates
+        if self.rows:
+            column = self.columns.index("queue")
+            self.dataChanged.emit(self.index(0, column), self.index(len(self.rows) - 1, column))
 
     def state_text(self, job: JobStatus) -> str:
         if job.job_id in self.gone:
@@ -62,6 +89,22 @@ class JobsModel(RowsTableModel):
         self.beginInsertRows(QModelIndex(), 0, 0)
         self.rows.insert(0, status)
         self.endInsertRows()
+
+
+def _prompt(job: JobStatus) -> str:
+    if job.request is None:
+        return ""
+    more = len(job.request.prompts) - 1
+    return job.request.prompts[0] + (f" (+{more})" if more else "")
+
+
+def _duration(seconds: float) -> str:
+    seconds = max(0, round(seconds))
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{seconds // 3600} h {seconds % 3600 // 60:02d} min"
 
 
 def _elapsed(job: JobStatus) -> str:

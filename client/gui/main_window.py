@@ -1,18 +1,22 @@
-"""The main window: compose on the left, the grid in the centre, history, queue and workers at the side."""
+"""The main window: compose on the left, the grid in the centre with the most room, the grids list at the
+right, queue and workers in tabs below the grid."""
 
 import io
+import json
 import secrets
 from pathlib import Path
 
 from PIL import Image
-from PySide6.QtCore import QMetaObject, QStandardPaths, Qt, QThread, Signal
+from PySide6.QtCore import QByteArray, QMetaObject, QSettings, QSize, QStandardPaths, Qt, QThread, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
     QAbstractItemView,
     QDockWidget,
     QFileDialog,
+    QHeaderView,
     QLabel,
     QMainWindow,
+    QMenu,
     QPushButton,
     QSlider,
     QTableView,
@@ -23,7 +27,7 @@ from PySide6.QtWidgets import (
 
 from seedgrid.client.gui.backend import Backend
 from seedgrid.client.gui.compose_panel import ComposePanel
-from seedgrid.client.gui.grid_model import GridModel, PngRole
+from seedgrid.client.gui.grid_model import GridModel, ImageRole, PngRole
 from seedgrid.client.gui.grid_view import GridView
 from seedgrid.client.gui.history_keeper import HistoryKeeper
 from seedgrid.client.gui.history_model import HistoryModel
@@ -32,6 +36,7 @@ from seedgrid.client.gui.history_view import HistoryView
 from seedgrid.client.gui.image_dialog import ImageDialog
 from seedgrid.client.gui.jobs_model import JobIdRole, JobsModel
 from seedgrid.client.gui.refine_dialog import RefineDialog
+from seedgrid.client.gui.settings import COMPOSE_KEY, GEOMETRY_KEY, LAYOUT_KEY, SIZE_KEY, ZOOM_KEY
 from seedgrid.client.gui.workers_model import WorkersModel
 from seedgrid.shared import limits as L
 from seedgrid.shared.grid import grid_for_job
@@ -39,13 +44,35 @@ from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import Item, RequestError, parse_request
 
+DEFAULT_SIZE = (1400, 900)
+DEFAULT_ZOOM = 88  # at the default size, a grid of 8 seeds fits beside the compose panel and the grids list
+PANEL_WIDTHS = {"Compose": 280, "Grids": 200}
+QUEUE_HEIGHT = 210
+# The cell menu: name, text, whether it needs the cell's image.
+CELL_ACTIONS = [
+    ("use_settings", "Use these settings", False),
+    ("refine", "Refine…", False),
+    ("more_like_this", "More seeds like this", False),
+    ("copy_image", "Copy image", True),
+    ("copy_parameters", "Copy parameters", True),
+    ("save_image", "Save image…", True),
+    ("large_view", "Open large view", True),
+]
+
 
 class MainWindow(QMainWindow):
     submit_requested = Signal(object)
     cancel_requested = Signal(str)
     connection_changed = Signal(bool, str)  # the backend's, passed on in the GUI thread
 
-    def __init__(self, redis_url: str, client_id: str | None = None, history_dir: Path | None = None):
+    def __init__(
+        self,
+        redis_url: str,
+        client_id: str | None = None,
+        history_dir: Path | None = None,
+        settings: QSettings | None = None,
+    ):
+        """`settings`: where geometry, layout, zoom and compose fields are kept across starts (None: not kept)."""
         super().__init__()
         self.setWindowTitle("seedgrid")
         self.setAcceptDrops(True)
@@ -55,6 +82,8 @@ class MainWindow(QMainWindow):
         self.current_grid: GridModel | None = None
         self.connected = False
         self.sending = 0  # submits the backend has not answered yet
+        self.settings = settings
+        self.image_dialog: ImageDialog | None = None
 
         self.compose = ComposePanel()
         self.grid_view = GridView()
@@ -64,12 +93,14 @@ class MainWindow(QMainWindow):
         self.keeper = HistoryKeeper(self.history_store, self.history, self)
         self.keeper.grid_removed.connect(self._grid_removed)
         self._build_layout()
+        self._restore_settings()
         self._load_history()
         self._start_backend(redis_url, client_id)
 
     # -- layout
     def _build_layout(self) -> None:
         toolbar = QToolBar("Grid", movable=False)
+        toolbar.setObjectName("Grid")
         self.addToolBar(toolbar)
         self.actions_by_name: dict[str, QAction] = {}
         for name, text, slot in [
@@ -85,17 +116,22 @@ class MainWindow(QMainWindow):
             action.triggered.connect(slot)
             self.actions_by_name[name] = action
         self.zoom = QSlider(Qt.Orientation.Horizontal)
-        self.zoom.setRange(64, 768)
-        self.zoom.setValue(160)
+        self.zoom.setRange(48, 768)
+        self.zoom.setValue(DEFAULT_ZOOM)
         self.zoom.setMaximumWidth(160)
         self.zoom.valueChanged.connect(self.grid_view.set_cell_size)
         toolbar.addSeparator()
         toolbar.addWidget(QLabel(" zoom "))
         toolbar.addWidget(self.zoom)
+        self.grid_view.set_cell_size(DEFAULT_ZOOM)
         self.setCentralWidget(self.grid_view)
+        # The side panels run the window's full height; queue and workers share the room below the grid.
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
 
         self.history_view = HistoryView(self.keeper)
         self.history_view.grid_chosen.connect(self.show_grid)
+        self.docks: dict[str, QDockWidget] = {}
         self._dock("Grids", self.history_view, Qt.DockWidgetArea.RightDockWidgetArea)
         self._dock("Compose", self.compose, Qt.DockWidgetArea.LeftDockWidgetArea)
 
@@ -106,20 +142,61 @@ class MainWindow(QMainWindow):
         queue_layout = QVBoxLayout(queue)
         queue_layout.addWidget(self.jobs_view)
         queue_layout.addWidget(self.cancel_job_button)
-        self._dock("Queue", queue, Qt.DockWidgetArea.RightDockWidgetArea)
-        self._dock("Workers", _table(self.workers), Qt.DockWidgetArea.RightDockWidgetArea)
+        self.workers_view = _table(self.workers)
+        self._dock("Queue", queue, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self._dock("Workers", self.workers_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.docks["Queue"], self.docks["Workers"])
+        self.docks["Queue"].raise_()
+        self.resizeDocks([self.docks[n] for n in PANEL_WIDTHS], list(PANEL_WIDTHS.values()), Qt.Orientation.Horizontal)
+        self.resizeDocks([self.docks["Queue"]], [QUEUE_HEIGHT], Qt.Orientation.Vertical)
 
         self.compose.generate_requested.connect(self.submit)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self).activated.connect(self.compose.submit)
         self.grid_view.cell_activated.connect(self.show_image)
-        self.resize(1400, 900)
+        self.grid_view.copy_requested.connect(self.copy_image)
+        self.grid_view.menu_requested.connect(lambda row, col, at: self.cell_menu(row, col).popup(at))
+        self.resize(*DEFAULT_SIZE)
 
     def _dock(self, title: str, widget: QWidget, area) -> None:
         dock = QDockWidget(title, self)
         dock.setObjectName(title)
         dock.setWidget(widget)
         self.addDockWidget(area, dock)
+        self.docks[title] = dock
+
+    # -- kept across starts
+    def _restore_settings(self) -> None:
+        if self.settings is None:
+            return
+        geometry, layout = self.settings.value(GEOMETRY_KEY), self.settings.value(LAYOUT_KEY)
+        if isinstance(geometry, QByteArray):
+            self.restoreGeometry(geometry)  # the position and a maximized state; the size as saved
+            size = self.settings.value(SIZE_KEY)
+            if isinstance(size, QSize) and not self.isMaximized() and size.isValid():
+                self.resize(size)
+        if isinstance(layout, QByteArray):
+            self.restoreState(layout)
+        try:
+            self.zoom.setValue(int(str(self.settings.value(ZOOM_KEY, DEFAULT_ZOOM))))
+        except ValueError:
+            pass
+        try:
+            values = json.loads(str(self.settings.value(COMPOSE_KEY, "{}")))
+        except ValueError:
+            values = {}
+        if isinstance(values, dict):
+            self.compose.set_values(values)
+
+    def save_settings(self) -> None:
+        if self.settings is None:
+            return
+        self.settings.setValue(GEOMETRY_KEY, self.saveGeometry())
+        self.settings.setValue(SIZE_KEY, self.size())
+        self.settings.setValue(LAYOUT_KEY, self.saveState())
+        self.settings.setValue(ZOOM_KEY, self.zoom.value())
+        self.settings.setValue(COMPOSE_KEY, json.dumps(self.compose.values()))
+        self.settings.sync()
 
     def _start_backend(self, redis_url: str, client_id: str | None) -> None:
         # not self.thread: that would hide QObject.thread()
@@ -138,6 +215,7 @@ class MainWindow(QMainWindow):
         self.backend.image_ready.connect(self._image_ready)
         self.backend.preview_ready.connect(self._preview_ready)
         self.backend.jobs_found.connect(self.keeper.adopt)
+        self.backend.queue_estimated.connect(self.jobs.set_estimates)
         self.keeper.follow_requested.connect(self.backend.follow)
         self.keeper.unfollow_requested.connect(self.backend.unfollow)
         self.keeper.follow_pending()
@@ -149,6 +227,7 @@ class MainWindow(QMainWindow):
 
     def shutdown(self) -> None:
         if self.backend_thread.isRunning():
+            self.save_settings()
             QMetaObject.invokeMethod(self.backend, "stop", Qt.ConnectionType.BlockingQueuedConnection)
             self.backend_thread.quit()
             self.backend_thread.wait(5000)
@@ -166,6 +245,8 @@ class MainWindow(QMainWindow):
     # -- actions
     def submit(self, request) -> None:
         self.sending += 1
+        if self.settings is not None:
+            self.settings.setValue(COMPOSE_KEY, json.dumps(self.compose.values()))
         self.statusBar().showMessage("sending…")  # until the backend answers, however long Redis takes
         self.submit_requested.emit(request)
 
@@ -277,14 +358,73 @@ class MainWindow(QMainWindow):
         return True
 
     def show_image(self, row: int, col: int) -> ImageDialog | None:
-        assert self.current_grid is not None, "cells are activated only on a grid on show"
-        index = self.current_grid.index(row, col)
-        png = index.data(PngRole)
-        if png is None:
+        """The large view of a cell, with previous/next through the grid's made images."""
+        grid = self.current_grid
+        assert grid is not None, "cells are activated only on a grid on show"
+        wanted = grid.item_at(row, col).index
+        made = [item for item in grid.items if item.index in grid.pngs]
+        if wanted not in grid.pngs:
             return None
-        dialog = ImageDialog(QImage.fromData(png), read_png_metadata(png).parameters, self)
-        dialog.open()
-        return dialog
+        pages = [
+            (f"{grid.labels[i.index // len(grid.request.seeds)]} · seed {i.seed}", grid.pngs[i.index]) for i in made
+        ]
+        if self.image_dialog is not None:
+            self.image_dialog.close()
+        self.image_dialog = ImageDialog(pages, [i.index for i in made].index(wanted), self)
+        self.image_dialog.open()
+        return self.image_dialog
+
+    # -- a cell's menu and clipboard
+    def cell_menu(self, row: int, col: int) -> QMenu:
+        """The right-click menu of a cell (the cell is selected first): everything that continues from it."""
+        assert self.current_grid is not None, "cells have menus only on a grid on show"
+        self.grid_view.select_cell(row, col)
+        has_image = self.current_grid.index(row, col).data(PngRole) is not None
+        slots = {
+            "use_settings": self.use_cell_settings,
+            "refine": self.open_refine_dialog,
+            "more_like_this": self.more_seeds_like_this,
+            "copy_image": self.copy_image,
+            "copy_parameters": self.copy_parameters,
+            "save_image": self.save_image_dialog,
+            "large_view": lambda: self.show_image(row, col),
+        }
+        menu = QMenu(self)
+        menu.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        for name, text, needs_image in CELL_ACTIONS:
+            action = menu.addAction(text)
+            action.setObjectName(name)
+            action.setEnabled(has_image or not needs_image)
+            action.triggered.connect(slots[name])
+            if name in ("more_like_this", "save_image"):
+                menu.addSeparator()
+        self.cell_menu_shown = menu
+        return menu
+
+    def use_cell_settings(self) -> None:
+        """Put the selected cell's settings (its prompt and seed) into the compose panel."""
+        item = self.selected_item()
+        if item is not None and self.current_grid is not None:
+            request = self.current_grid.request.model_copy(update={"prompts": [item.prompt], "seeds": [item.seed]})
+            self.compose.load_request(request)
+
+    def more_seeds_like_this(self) -> None:
+        """The selected cell's prompt at as many new random seeds as its grid has."""
+        item = self.selected_item()
+        if item is None or self.current_grid is None:
+            return
+        base = self.current_grid.request
+        seeds = [secrets.randbelow(L.MAX_SEED + 1) for _ in range(max(4, len(base.seeds)))]
+        self._submit_variant(base, [item.prompt], seeds[: L.MAX_ITEMS])
+
+    def copy_image(self) -> None:
+        """The selected cell's image to the clipboard."""
+        png = self.selected_png()
+        cell = self.grid_view.selected_cell()
+        if png is None or cell is None or self.current_grid is None:
+            return
+        QGuiApplication.clipboard().setImage(self.current_grid.index(*cell).data(ImageRole) or QImage.fromData(png))
+        self.statusBar().showMessage("image copied", 2000)
 
     # -- drag and drop of PNGs
     def dragEnterEvent(self, event) -> None:
@@ -367,9 +507,16 @@ def default_history_dir() -> Path:
 
 
 def _table(model) -> QTableView:
+    """Columns as wide as their contents; the last (the prompt, the job count) takes the rest, elided."""
     view = QTableView()
     view.setModel(model)
     view.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
-    view.horizontalHeader().setStretchLastSection(True)
+    view.setTextElideMode(Qt.TextElideMode.ElideRight)
+    view.setWordWrap(False)
+    header = view.horizontalHeader()
+    header.setSectionResizeMode(QHeaderView.ResizeMode.ResizeToContents)
+    header.setStretchLastSection(True)
+    header.setMinimumSectionSize(40)
     view.verticalHeader().setVisible(False)
+    view.verticalHeader().setDefaultSectionSize(view.fontMetrics().height() + 6)
     return view

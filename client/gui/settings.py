@@ -1,10 +1,16 @@
-"""Settings kept in the platform's config folder (QSettings): the Redis URL, the history cap."""
+"""Settings kept in the platform's config folder (QSettings): the Redis URL, the history cap, and the window's
+geometry, panel layout, zoom and last compose settings (kept by the main window when given a QSettings)."""
 
 from PySide6.QtCore import QSettings
 
 REDIS_URL_KEY = "connection/redis_url"
 HISTORY_CAP_KEY = "history/max_grids"
 DEFAULT_HISTORY_CAP = 200
+GEOMETRY_KEY = "window/geometry"
+SIZE_KEY = "window/size"
+LAYOUT_KEY = "window/layout"
+ZOOM_KEY = "window/zoom"
+COMPOSE_KEY = "compose/last"  # JSON of ComposePanel.values()
 
 
 def settings() -> QSettings:

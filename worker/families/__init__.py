@@ -1,10 +1,11 @@
-"""One adapter per model family: what the engine does differently for SD 1.x/2.x and SDXL."""
+"""One adapter per model family: what the engine does differently for SD 1.x/2.x, SDXL and Flux."""
 
 from seedgrid.worker.families.base import Family
+from seedgrid.worker.families.flux import FLUX
 from seedgrid.worker.families.sd import SD
 from seedgrid.worker.families.sdxl import SDXL
 
-FAMILIES: dict[str, Family] = {family.name: family for family in (SD, SDXL)}
+FAMILIES: dict[str, Family] = {family.name: family for family in (SD, SDXL, FLUX)}
 
 
 def family_named(name: str) -> Family:

@@ -3,22 +3,33 @@
 from collections.abc import Sequence
 from typing import Any
 
+import torch
 from diffusers import DiffusionPipeline
 
 from seedgrid.shared.request import Item, JobRequest
-from seedgrid.worker.preview import LatentRGB
+from seedgrid.worker.preview import LatentRGB, sigma_normalized
+from seedgrid.worker.schedulers import SCHEDULER_CLASSES, SchedulerTable
 
 
 class Family:
-    name: str  # as advertised in the heartbeat: "sd", "sdxl"
+    name: str  # as advertised in the heartbeat: "sd", "sdxl", "flux"
     pipeline_class: type[DiffusionPipeline]
     default_size: tuple[int, int]  # (width, height)
     latent_rgb: LatentRGB  # the preview projection of this family's latent space
     load_options: dict[str, Any] = {}  # for from_pretrained and from_single_file
+    negative_prompt: bool = True  # whether a request may carry one
+    size_multiple: int = 8  # width and height must be multiples of it
+    schedulers: SchedulerTable = SCHEDULER_CLASSES  # the contract's names this family may offer
+    cuda_dtype: torch.dtype = torch.float16
 
     def pipeline_over(self, components: dict[str, Any], like: DiffusionPipeline) -> DiffusionPipeline:
         """A new pipeline object over `components` (shared modules, a job's own scheduler), set up as `like`."""
         raise NotImplementedError
+
+    def load_single_file(self, path: str, dtype: torch.dtype, config: str | None) -> DiffusionPipeline:
+        """One .safetensors checkpoint; `config`: a diffusers folder (or hub id) with the component configs."""
+        extra = {"config": config} if config else {}
+        return self.pipeline_class.from_single_file(path, torch_dtype=dtype, **self.load_options, **extra)
 
     def prepare(self, pipeline: DiffusionPipeline) -> None:
         """Once, after loading (and after --vae): what this family needs to run in the pipeline's dtype."""
@@ -26,3 +37,29 @@ class Family:
     def call_arguments(self, pipe: DiffusionPipeline, request: JobRequest, batch: Sequence[Item]) -> dict[str, Any]:
         """The prompt arguments of one batch's pipeline call (and any conditioning the family adds)."""
         raise NotImplementedError
+
+    def denoiser(self, pipeline: DiffusionPipeline) -> torch.nn.Module:
+        """The model that runs every step (a UNet, or Flux's transformer)."""
+        return pipeline.unet
+
+    def default_steps(self, pipeline: DiffusionPipeline) -> int:
+        return 20
+
+    def default_guidance(self, pipeline: DiffusionPipeline) -> float:
+        return 7.5
+
+    def noise(self, pipeline: DiffusionPipeline, request: JobRequest, generator: torch.Generator) -> torch.Tensor:
+        """One image's initial noise in float32 on the CPU, in the shape the pipeline's `latents` takes."""
+        scale = pipeline.vae_scale_factor
+        shape = (1, self.denoiser(pipeline).config.in_channels, request.height // scale, request.width // scale)
+        return torch.randn(shape, generator=generator, dtype=torch.float32)
+
+    def vae_latents(
+        self, pipeline: DiffusionPipeline, latents: torch.Tensor, request: JobRequest | None
+    ) -> torch.Tensor:
+        """The pipeline's output latents as the VAE decodes them (`request`: their image size)."""
+        return latents / pipeline.vae.config.scaling_factor
+
+    def preview_latents(self, pipe: DiffusionPipeline, latents: torch.Tensor, request: JobRequest) -> torch.Tensor:
+        """(B, C, h, w) latents of a step in the range the preview projection expects."""
+        return sigma_normalized(latents, pipe.scheduler)

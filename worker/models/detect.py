@@ -7,11 +7,13 @@ from diffusers import DiffusionPipeline
 from safetensors import safe_open
 
 # model_index.json's `_class_name` -> family
-PIPELINE_FAMILIES = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline": "sdxl"}
+PIPELINE_FAMILIES = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline": "sdxl", "FluxPipeline": "flux"}
 # Key prefixes of single-file checkpoints in their original (non-diffusers) layout.
 SDXL_SECOND_ENCODER = "conditioner.embedders.1.model."
 SDXL_REFINER_ENCODER = "conditioner.embedders.0.model."
 SD_TEXT_ENCODER = "cond_stage_model."
+# Flux's transformer in Black Forest Labs' layout, alone or (ComfyUI, Forge) under the UNet's prefix.
+FLUX_BLOCKS = ("double_blocks.", "model.diffusion_model.double_blocks.")
 
 
 def family_from_class_name(class_name: str, model: str) -> str:
@@ -32,11 +34,13 @@ def family_from_keys(keys: Iterable[str], model: str) -> str:
         raise ValueError(f"model: {model} is an SDXL refiner, which is not served on its own")
     if has(SD_TEXT_ENCODER):
         return "sd"
-    raise ValueError(f"model: {model} has neither SD's nor SDXL's text encoder keys; not a known family")
+    if any(has(prefix) for prefix in FLUX_BLOCKS):
+        return "flux"
+    raise ValueError(f"model: {model} has neither SD's, SDXL's nor Flux's keys; not a known family")
 
 
 def detect_family(model: str) -> str:
-    """'sd' or 'sdxl' for a hub id, a diffusers folder or a .safetensors file (a hub id downloads its index)."""
+    """'sd', 'sdxl' or 'flux' for a hub id, a diffusers folder or a .safetensors file (a hub id downloads its index)."""
     path = Path(model).expanduser()
     if path.is_file():
         with safe_open(str(path), framework="pt") as checkpoint:
