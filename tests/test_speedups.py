@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+import torch
 
 from seedgrid.shared.request import JobRequest
 from seedgrid.worker.engine import PipelineEngine
@@ -13,11 +14,11 @@ REQUEST = JobRequest(
 )
 
 
-def images(engine: PipelineEngine) -> dict[int, np.ndarray]:
+def images(engine: PipelineEngine, request: JobRequest = REQUEST) -> dict[int, np.ndarray]:
     out = {}
     engine.run(
-        REQUEST,
-        REQUEST.items(),
+        request,
+        request.items(),
         lambda *_: None,
         lambda batch, imgs: out.update(
             {i.index: np.asarray(im, dtype=np.int16) for i, im in zip(batch, imgs, strict=True)}
@@ -68,3 +69,36 @@ def test_the_worker_refuses_an_unknown_speedup_before_loading_anything(capsys):
         "seedgrid worker: --speedups: unknown turbo (known: channels_last, fuse_qkv, compile)"
         in capsys.readouterr().err
     )
+
+
+def family_images(model: str, speedups: tuple[str, ...]):
+    pipeline = load_pipeline(model, "cpu")
+    apply_speedups(pipeline, speedups, "cpu")
+    changes = {"model": model, "negative_prompt": "", "width": 64, "height": 64, "steps": 3, "scheduler": "euler"}
+    request = REQUEST.model_copy(update=changes)
+    return pipeline, images(PipelineEngine(pipeline, model, "cpu"), request)
+
+
+def test_channels_last_and_fused_qkv_change_each_familys_denoiser_and_keep_its_images():
+    for model, denoiser_name in [("tiny-flux", "transformer"), ("tiny-xl", "unet")]:
+        _, plain_images = family_images(model, ())
+        pipeline, made = family_images(model, ("channels_last", "fuse_qkv"))
+        denoiser = getattr(pipeline, denoiser_name)
+        assert any(getattr(module, "fused_projections", False) for module in denoiser.modules()), model
+        assert pipeline.vae.encoder.conv_in.weight.is_contiguous(memory_format=torch.channels_last), model
+        assert max(int(np.abs(made[i] - plain_images[i]).max()) for i in plain_images) <= 2, model
+
+
+def test_compile_takes_flux_s_transformer_and_a_speedup_the_family_lacks_is_refused(monkeypatch):
+    from seedgrid.worker.families.flux import FLUX
+
+    given = []
+    monkeypatch.setattr(torch, "compile", lambda module, **options: given.append(module) or torch.nn.Identity())
+    pipeline = load_pipeline("tiny-flux", "cpu")
+    transformer = pipeline.transformer
+    apply_speedups(pipeline, ("compile",), "cpu")  # accepted; torch.compile stands in, nothing is compiled
+    assert given == [transformer] and isinstance(pipeline.transformer, torch.nn.Identity)
+    monkeypatch.setattr(FLUX, "speedups", ("channels_last",))
+    with pytest.raises(ValueError, match=r"^--speedups: fuse_qkv, compile not available for Flux models "
+                                         r"\(available: channels_last\)$"):  # fmt: skip
+        apply_speedups(load_pipeline("tiny-flux", "cpu"), ("fuse_qkv", "compile"), "cpu")

@@ -37,7 +37,9 @@ def compatible_scheduler_names(base: SchedulerMixin, table: SchedulerTable = SCH
 
 
 def make_scheduler(base: SchedulerMixin, name: str, table: SchedulerTable = SCHEDULER_CLASSES) -> SchedulerMixin:
-    """A fresh scheduler for one job, derived from the pipeline's config; `base` is never changed."""
+    """A fresh scheduler for one job, derived from the pipeline's config; `base` is never changed. What the
+    model was trained for stays: its prediction type (epsilon, or v_prediction for SD 2.x 768 and v-pred
+    fine-tunes), its betas and timestep spacing, all in `base.config`."""
     if name not in table:
         raise ValueError(f"scheduler: {name} is not compatible with this model")
     cls_name, options = table[name]

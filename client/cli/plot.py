@@ -6,6 +6,7 @@ from pathlib import Path
 
 from seedgrid.client.api import SeedgridClient
 from seedgrid.client.cli.errors import JobInterrupted
+from seedgrid.client.cli.generate import with_served_defaults
 from seedgrid.client.cli.plot_progress import PlotProgressBar
 from seedgrid.client.cli.request_args import add_request_options, request_from_args
 from seedgrid.client.local import LocalStack
@@ -51,7 +52,8 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        plot = make_plot(request_from_args(args), args.x, args.y, args.z, flag="--")
+        request = request_from_args(args)
+        plot = make_plot(request, args.x, args.y, args.z, flag="--")  # refused before anything starts
     except RequestError as exc:
         print(f"seedgrid plot: {exc}", file=sys.stderr)
         return 2
@@ -59,6 +61,11 @@ def run(args: argparse.Namespace) -> int:
         client = stack.enter_context(SeedgridClient(stack.redis_url))
         if stack.embedded:
             stack.start_worker_online(client, plot.base.model, args.device)
+        try:  # what the axes do not vary and the options leave out: the served model's defaults, as generate
+            plot = make_plot(with_served_defaults(client, request, args), args.x, args.y, args.z, flag="--")
+        except RequestError as exc:
+            print(f"seedgrid plot: {exc}", file=sys.stderr)
+            return 2
         return follow_and_save(client, plot, args, shared=not stack.embedded)
 
 

@@ -1,5 +1,9 @@
 """Prompt, negative prompt and settings; every invalid value is flagged at its field, all at once, before
-sending. Spin boxes span exactly the contract's bounds (shared/limits.py); Generate stays put below."""
+sending. Spin boxes span exactly the contract's bounds (shared/limits.py); Generate stays put below.
+
+The controls follow the chosen model's family as its workers advertise it: the schedulers it allows, its
+size multiple as the size boxes' step, its default size, steps and guidance (where the user has not changed
+them) and no negative prompt for a model that takes none (Flux)."""
 
 from typing import Any
 
@@ -20,8 +24,10 @@ from PySide6.QtWidgets import (
 )
 
 from seedgrid.shared import limits as L
+from seedgrid.shared.family_rules import FAMILY_LABELS, check_family
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
+from seedgrid.shared.workers import WorkerInfo
 
 ERROR_STYLE = "color: #c62828;"
 # A valid value for each field, put in place of a refused one so the contract reports the next field too.
@@ -37,6 +43,12 @@ STAND_INS: dict[str, dict[str, Any]] = {
     "seeds": {"seeds": [L.MIN_SEED]},
     "items": {"seeds": [L.MIN_SEED]},
 }
+# What of a heartbeat the controls follow (busy, jobs done and the like change at every beat).
+FAMILY_FIELDS = {
+    "schedulers", "family", "default_width", "default_height", "default_steps", "default_guidance",
+    "negative_prompt", "size_multiple",
+}  # fmt: skip
+NEGATIVE_PLACEHOLDER = "blurry, low quality"
 
 
 class ComposePanel(QWidget):
@@ -46,7 +58,7 @@ class ComposePanel(QWidget):
         super().__init__(parent)
         self.prompt = QPlainTextEdit(placeholderText="portrait photo of a old warrior chief")
         self.prompt.setFixedHeight(80)
-        self.negative = QLineEdit(placeholderText="blurry, low quality")
+        self.negative = QLineEdit(placeholderText=NEGATIVE_PLACEHOLDER)
         self.model = QComboBox(editable=True)
         self.model.setEditText("tiny")
         self.scheduler = QComboBox()  # readable labels ("Euler a"); each item's data is the request's name
@@ -60,7 +72,12 @@ class ComposePanel(QWidget):
         self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
         self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
         self.errors: dict[str, QLabel] = {}
-        self._served: dict[str, list[str]] = {}
+        self._served: dict[str, WorkerInfo] = {}  # model -> what a worker serving it advertises
+        self._families: dict[str, dict[str, Any]] = {}  # model -> its FAMILY_FIELDS
+        self._followed: dict[str, Any] | None = None  # the FAMILY_FIELDS the controls follow now
+        # The defaults last applied (SD's until a worker says otherwise): a box still at its default takes
+        # the next model's; one the user changed keeps its value.
+        self._defaults: dict[str, float] = {"width": 512, "height": 512, "steps": 20, "guidance": 7.5}
 
         form = QFormLayout()
         for field, label, widget in [
@@ -113,7 +130,7 @@ class ComposePanel(QWidget):
             "model": self.model.currentText().strip(),
             "prompts": prompts or self.prompts(),
             "seeds": seeds,
-            "negative_prompt": self.negative.text(),
+            "negative_prompt": self.negative.text() if self.negative.isEnabled() else "",
             "width": self.width_box.value(),
             "height": self.height_box.value(),
             "steps": self.steps.value(),
@@ -121,6 +138,12 @@ class ComposePanel(QWidget):
             "scheduler": self.scheduler_name(),
         }
         request = _check_all(data, errors)
+        served = self._served.get(request.model) if request is not None else None
+        if request is not None and served is not None:
+            try:
+                check_family(request, served.family, served.negative_prompt, served.size_multiple)
+            except RequestError as exc:
+                errors[exc.field] = str(exc)
         for field, message in errors.items():
             self.show_error(field, message)
         return None if errors else request
@@ -141,10 +164,13 @@ class ComposePanel(QWidget):
             label.clear()
             label.setVisible(False)
 
-    def set_served_models(self, served: dict[str, list[str]]) -> None:
-        if served == self._served:
-            return
+    def set_served_models(self, served: dict[str, WorkerInfo]) -> None:
+        """Model name -> what a worker serving it advertises (WorkersModel.serving())."""
+        families = {model: worker.model_dump(include=FAMILY_FIELDS) for model, worker in served.items()}
         self._served = served
+        if families == self._families:
+            return
+        self._families = families
         current = self.model.currentText()
         self.model.blockSignals(True)
         self.model.clear()
@@ -167,16 +193,46 @@ class ComposePanel(QWidget):
         self.clear_errors()
 
     def _model_changed(self, model: str) -> None:
-        schedulers = self._served.get(model.strip())
-        if schedulers is None:
+        served = self._served.get(model.strip())
+        if served is None:
             if self._served:
                 self.show_error("model", f"model: no online worker serves {model!r}")
             return
         self.errors["model"].setVisible(False)
+        self._follow_family(served)
+
+    def _follow_family(self, served: WorkerInfo) -> None:
+        """Switch the controls to what the served model takes; values the user changed stay."""
+        followed = served.model_dump(include=FAMILY_FIELDS)
+        if followed == self._followed:
+            return
+        self._followed = followed
         current = self.scheduler_name()
-        self._set_schedulers(schedulers)
-        if current in schedulers:
+        self._set_schedulers(served.schedulers)
+        if current in served.schedulers:
             self.set_scheduler(current)
+        label = FAMILY_LABELS.get(served.family, served.family)
+        self.negative.setEnabled(served.negative_prompt)
+        self.negative.setPlaceholderText(NEGATIVE_PLACEHOLDER if served.negative_prompt else "")
+        self.negative.setToolTip("" if served.negative_prompt else f"{label} models take no negative prompt")
+        defaults = {
+            "width": served.default_width,
+            "height": served.default_height,
+            "steps": served.default_steps,
+            "guidance": served.default_guidance,
+        }
+        boxes: dict[str, QSpinBox | QDoubleSpinBox] = {
+            "width": self.width_box, "height": self.height_box, "steps": self.steps, "guidance": self.guidance,
+        }  # fmt: skip
+        for field, box in boxes.items():
+            if abs(box.value() - self._defaults[field]) < 1e-6:
+                box.setValue(defaults[field])  # type: ignore[arg-type]
+            self._defaults[field] = _as_shown(box, defaults[field])
+        for box in (self.width_box, self.height_box):
+            multiple = max(1, served.size_multiple)
+            box.setSingleStep(multiple)
+            if box.value() % multiple:  # the nearest size this model takes
+                box.setValue(min(max(round(box.value() / multiple) * multiple, L.MIN_SIZE), L.MAX_SIZE))
 
     def scheduler_name(self) -> str:
         """The request's name of the chosen scheduler ("euler_a" for "Euler a")."""
@@ -248,6 +304,12 @@ def _error_label() -> QLabel:
     label.setStyleSheet(ERROR_STYLE)
     label.setVisible(False)
     return label
+
+
+def _as_shown(box: QSpinBox | QDoubleSpinBox, value: float) -> float:
+    """`value` as the box would hold it: within its range, at its decimals."""
+    value = min(max(value, box.minimum()), box.maximum())
+    return round(value, box.decimals()) if isinstance(box, QDoubleSpinBox) else value
 
 
 def _spin(low: int, high: int, value: int, step: int = 1) -> QSpinBox:

@@ -447,7 +447,7 @@ class MainWindow(QMainWindow):
 
     def _workers_changed(self, workers: list) -> None:
         self.workers.set_workers(workers)
-        self.compose.set_served_models(self.workers.models())
+        self.compose.set_served_models(self.workers.serving())
         if not workers:
             self.statusBar().showMessage("no online workers", 3000)
 

@@ -36,3 +36,10 @@ class WorkersModel(RowsTableModel):
     def models(self) -> dict[str, list[str]]:
         """Model name -> schedulers, over all online workers."""
         return served_models(self.rows)
+
+    def serving(self) -> dict[str, WorkerInfo]:
+        """Model name -> what the first online worker serving it advertises (family, defaults, schedulers)."""
+        served: dict[str, WorkerInfo] = {}
+        for worker in self.rows:
+            served.setdefault(worker.model, worker)
+        return served

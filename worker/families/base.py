@@ -1,5 +1,6 @@
 """What a model family tells the engine: its pipeline, how a batch is called, its defaults and previews."""
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
@@ -9,6 +10,19 @@ from diffusers import DiffusionPipeline
 from seedgrid.shared.request import Item, JobRequest
 from seedgrid.worker.preview import LatentRGB, sigma_normalized
 from seedgrid.worker.schedulers import SCHEDULER_CLASSES, SchedulerTable
+
+log = logging.getLogger(__name__)
+
+
+def with_prediction_type(pipeline: DiffusionPipeline, prediction_type: str | None) -> DiffusionPipeline:
+    """The pipeline with its scheduler predicting `prediction_type` (None: as its config says). Every
+    scheduler of a job is made from this one's config (make_scheduler), so each keeps it."""
+    if prediction_type and pipeline.scheduler.config.get("prediction_type") != prediction_type:
+        log.info("scheduler prediction type: %s (the checkpoint's marker)", prediction_type)
+        pipeline.scheduler = type(pipeline.scheduler).from_config(
+            pipeline.scheduler.config, prediction_type=prediction_type
+        )
+    return pipeline
 
 
 class Family:
@@ -21,6 +35,8 @@ class Family:
     size_multiple: int = 8  # width and height must be multiples of it
     schedulers: SchedulerTable = SCHEDULER_CLASSES  # the contract's names this family may offer
     cuda_dtype: torch.dtype = torch.float16
+    denoiser_name = "unet"  # the pipeline's attribute holding the model that runs every step
+    speedups: tuple[str, ...] = ("channels_last", "fuse_qkv", "compile")  # the --speedups it can take
 
     def pipeline_over(self, components: dict[str, Any], like: DiffusionPipeline) -> DiffusionPipeline:
         """A new pipeline object over `components` (shared modules, a job's own scheduler), set up as `like`."""
@@ -28,8 +44,11 @@ class Family:
 
     def load_single_file(self, path: str, dtype: torch.dtype, config: str | None) -> DiffusionPipeline:
         """One .safetensors checkpoint; `config`: a diffusers folder (or hub id) with the component configs."""
+        from seedgrid.worker.models.detect import single_file_prediction_type
+
         extra = {"config": config} if config else {}
-        return self.pipeline_class.from_single_file(path, torch_dtype=dtype, **self.load_options, **extra)
+        pipeline = self.pipeline_class.from_single_file(path, torch_dtype=dtype, **self.load_options, **extra)
+        return with_prediction_type(pipeline, single_file_prediction_type(path))
 
     def prepare(self, pipeline: DiffusionPipeline) -> None:
         """Once, after loading (and after --vae): what this family needs to run in the pipeline's dtype."""
@@ -39,8 +58,8 @@ class Family:
         raise NotImplementedError
 
     def denoiser(self, pipeline: DiffusionPipeline) -> torch.nn.Module:
-        """The model that runs every step (a UNet, or Flux's transformer)."""
-        return pipeline.unet
+        """The model that runs every step (a UNet, or Flux's transformer): what speedups change."""
+        return getattr(pipeline, self.denoiser_name)
 
     def default_steps(self, pipeline: DiffusionPipeline) -> int:
         return 20

@@ -28,6 +28,7 @@ class FluxFamily(Family):
     size_multiple = 16  # 8x the VAE, then 2x2 patches
     schedulers = FLOW_SCHEDULER_CLASSES
     cuda_dtype = torch.bfloat16  # Flux's activations overflow float16
+    denoiser_name = "transformer"
 
     def pipeline_over(self, components, like):
         return type(like)(**components)
@@ -44,9 +45,6 @@ class FluxFamily(Family):
         vae = pipeline.vae
         if vae.dtype == torch.float16 and vae.config.get("force_upcast", True):
             vae.to(torch.float32)
-
-    def denoiser(self, pipeline):
-        return pipeline.transformer
 
     def default_steps(self, pipeline) -> int:
         return 4 if is_schnell(pipeline) else 28

@@ -11,7 +11,10 @@ PIPELINE_FAMILIES = {"StableDiffusionPipeline": "sd", "StableDiffusionXLPipeline
 # Key prefixes of single-file checkpoints in their original (non-diffusers) layout.
 SDXL_SECOND_ENCODER = "conditioner.embedders.1.model."
 SDXL_REFINER_ENCODER = "conditioner.embedders.0.model."
-SD_TEXT_ENCODER = "cond_stage_model."
+SD_TEXT_ENCODER = "cond_stage_model."  # SD 1.x's CLIP (cond_stage_model.transformer.) and SD 2.x's
+# OpenCLIP (cond_stage_model.model.transformer.): both family "sd"
+# The marker A1111, Forge and ComfyUI read in v-prediction checkpoints (SD 1.x/2.x and SDXL fine-tunes).
+V_PREDICTION_KEY = "v_pred"
 # Flux's transformer in Black Forest Labs' layout, alone or (ComfyUI, Forge) under the UNet's prefix.
 FLUX_BLOCKS = ("double_blocks.", "model.diffusion_model.double_blocks.")
 
@@ -37,6 +40,12 @@ def family_from_keys(keys: Iterable[str], model: str) -> str:
     if any(has(prefix) for prefix in FLUX_BLOCKS):
         return "flux"
     raise ValueError(f"model: {model} has neither SD's, SDXL's nor Flux's keys; not a known family")
+
+
+def single_file_prediction_type(path: str) -> str | None:
+    """v_prediction for a .safetensors file that carries the v-prediction marker; None: as its config says."""
+    with safe_open(path, framework="pt") as checkpoint:
+        return "v_prediction" if V_PREDICTION_KEY in set(checkpoint.keys()) else None
 
 
 def detect_family(model: str) -> str:
