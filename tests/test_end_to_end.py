@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import pytest
 from PIL import Image
 
 from seedgrid.client.api import SeedgridClient
@@ -14,6 +15,24 @@ from tests.conftest import WorkerFactory
 from tests.helpers import max_pixel_diff, pngs_by_seed
 
 PROMPT = "portrait photo of a old warrior chief"
+
+
+@pytest.fixture(scope="module")
+def other_stack(tmp_path_factory):
+    """A second, separate worker process on its own Redis: its URL, factory and worker, not yet online."""
+    with EmbeddedRedis() as other_redis:
+        factory = WorkerFactory(other_redis.url, tmp_path_factory.mktemp("other-worker"))
+        try:
+            yield other_redis.url, factory, factory.start(name="other-process", wait=False)
+        finally:
+            factory.stop_all()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def start_the_other_worker_first(request):
+    """It boots (6-10 s of imports) while the module's first tests run, when a selected test uses it."""
+    if any("other_stack" in item.fixturenames and item.module is request.module for item in request.session.items):
+        request.getfixturevalue("other_stack")
 
 
 def run(client: SeedgridClient, request: JobRequest, timeout: float = 120):
@@ -51,7 +70,7 @@ def test_eight_seeds_give_eight_pngs_with_matching_metadata(client, tiny_worker)
     assert client.redis.get(f"celery-task-meta-{job_id}") is None
 
 
-def test_seed_gives_same_pixels_alone_in_a_batch_and_on_another_worker(client, tiny_worker, tmp_path):
+def test_seed_gives_same_pixels_alone_in_a_batch_and_on_another_worker(client, tiny_worker, other_stack):
     batch_id, _ = run(client, JobRequest(prompts=[PROMPT], seeds=list(range(8)), steps=10, width=128, height=128))
     alone_id, _ = run(client, JobRequest(prompts=[PROMPT], seeds=[5], steps=10, width=128, height=128))
     in_batch = pngs_by_seed(client, batch_id)[(PROMPT, 5)]
@@ -59,18 +78,12 @@ def test_seed_gives_same_pixels_alone_in_a_batch_and_on_another_worker(client, t
     assert max_pixel_diff(in_batch, alone) <= 2
     assert max_pixel_diff(in_batch, pngs_by_seed(client, batch_id)[(PROMPT, 4)]) > 20
 
-    with EmbeddedRedis() as other_redis:  # a second, separate worker process on its own Redis
-        factory = WorkerFactory(other_redis.url, tmp_path)
-        try:
-            other = factory.start(name="other-process")
-            with SeedgridClient(other_redis.url) as other_client:
-                other_id, _ = run(
-                    other_client, JobRequest(prompts=[PROMPT], seeds=[5], steps=10, width=128, height=128)
-                )
-                assert other_client.images(other_id)[0].worker == other.name != tiny_worker.name
-                assert max_pixel_diff(pngs_by_seed(other_client, other_id)[(PROMPT, 5)], in_batch) <= 2
-        finally:
-            factory.stop_all()
+    other_url, factory, other = other_stack  # a second, separate worker process on its own Redis
+    factory.wait_online(other)
+    with SeedgridClient(other_url) as other_client:
+        other_id, _ = run(other_client, JobRequest(prompts=[PROMPT], seeds=[5], steps=10, width=128, height=128))
+        assert other_client.images(other_id)[0].worker == other.name != tiny_worker.name
+        assert max_pixel_diff(pngs_by_seed(other_client, other_id)[(PROMPT, 5)], in_batch) <= 2
 
 
 def test_refinement_four_prompts_at_one_seed(client, tiny_worker, tmp_path):

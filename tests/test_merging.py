@@ -87,17 +87,41 @@ def test_only_jobs_with_the_same_settings_share_a_batch(stack):
     user.close()
 
 
-def test_merged_images_equal_those_made_alone_with_the_real_pipeline(stack, tiny_engine):
-    url, factory = stack
-    [user] = clients(url, 1)
-    tiny = dict(width=64, height=64, steps=4)
-    requests = [
-        JobRequest(prompts=["a red fox"], seeds=[11], **tiny),
-        JobRequest(prompts=["a blue bird", "a green frog"], seeds=[5, 12], negative_prompt="blurry", **tiny),
-        JobRequest(prompts=["an old oak"], seeds=[11], negative_prompt="fog", **tiny),
-    ]
-    jobs = [queue(user, request) for request in requests]
-    factory.start(name="tiny-merger")
+TINY = dict(width=64, height=64, steps=4)
+TINY_REQUESTS = [
+    JobRequest(prompts=["a red fox"], seeds=[11], **TINY),
+    JobRequest(prompts=["a blue bird", "a green frog"], seeds=[5, 12], negative_prompt="blurry", **TINY),
+    JobRequest(prompts=["an old oak"], seeds=[11], negative_prompt="fog", **TINY),
+]
+
+
+@pytest.fixture(scope="module")
+def tiny_merger(tmp_path_factory):
+    """The real-pipeline test's stack: its jobs queued, then a tiny worker started on them (not waited for).
+
+    Set up with the module's first test, so that the worker boots (6-10 s of imports) while the simulated
+    tests run; the jobs are queued before the worker process starts, as in those tests."""
+    with EmbeddedRedis() as server:
+        factory = WorkerFactory(server.url, tmp_path_factory.mktemp("tiny-merger"), CRASH_VISIBILITY_TIMEOUT)
+        [user] = clients(server.url, 1)
+        try:
+            jobs = [queue(user, request) for request in TINY_REQUESTS]
+            yield user, jobs, factory.start(name="tiny-merger", wait=False), factory
+        finally:
+            user.close()
+            factory.stop_all()
+
+
+@pytest.fixture(scope="module", autouse=True)
+def start_the_tiny_merger_first(request):
+    if any("tiny_merger" in item.fixturenames and item.module is request.module for item in request.session.items):
+        request.getfixturevalue("tiny_merger")
+
+
+def test_merged_images_equal_those_made_alone_with_the_real_pipeline(tiny_merger, tiny_engine):
+    user, jobs, worker, factory = tiny_merger
+    requests = TINY_REQUESTS
+    factory.wait_online(worker)
     finals = [user.wait(job_id, timeout=120) for job_id in jobs]
     assert all(s.state == JobState.SUCCEEDED for s in finals)
     assert [bool(s.merged_into) for s in finals] == [False, True, True]
@@ -115,7 +139,6 @@ def test_merged_images_equal_those_made_alone_with_the_real_pipeline(stack, tiny
             assert abs(made - expected).max() <= 2, f"job {job_id} image {record.index} differs from alone"
     # Different prompts at one seed are different images: the merged batch kept them apart.
     assert max_pixel_diff(user.image_png(jobs[0], 0), user.image_png(jobs[2], 0)) > 10
-    user.close()
 
 
 def _png(image) -> bytes:
@@ -144,6 +167,9 @@ def test_cancelling_a_merged_job_finishes_it_and_leaves_the_rest_of_its_batch(st
 
 def test_a_worker_killed_mid_merged_batch_loses_no_job_and_stores_each_image_once(stack):
     url, factory = stack
+    # A 3 s lease (renewed every 0.9 s), as in test_faults: the dead worker's jobs are taken over within seconds
+    # instead of after the default 10 s lease; test_leases proves the default settings.
+    factory.env["SEEDGRID_LEASE_SECONDS"] = "3"
     [user] = clients(url, 1)
     jobs = [
         queue(user, JobRequest(prompts=[f"survivor {i}"], seeds=[i, i + 100], steps=20, **SIMULATED)) for i in range(4)

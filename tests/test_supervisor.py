@@ -290,6 +290,14 @@ def supervised(private_redis, tmp_path_factory):
     running.stop()
 
 
+@pytest.fixture(scope="module", autouse=True)
+def start_the_supervisor_first(request):
+    """Its two tiny workers boot (6-10 s of imports) while the module's quick tests run, when a selected test
+    uses it; the tests that use it wait for both workers online, as they did when it started with the first."""
+    if any("supervised" in item.fixturenames and item.module is request.module for item in request.session.items):
+        request.getfixturevalue("supervised")
+
+
 def test_two_cpu_slots_start_two_workers_pinned_to_their_slot_without_a_gpu(supervised, client_on_private_redis):
     online = supervised.wait_online(client_on_private_redis)
     assert sorted(online) == supervised.names  # <base>-gpu0, <base>-gpu1

@@ -154,9 +154,13 @@ def test_a_job_runs_over_tls_and_an_unknown_ca_is_refused(tls_redis, tmp_path, m
     get_settings.cache_clear()  # this process read its settings above, without the CA
     factory = WorkerFactory(url, tmp_path)
     try:
-        worker = factory.start(name="over-tls")
+        # The simulated model: the same worker, Celery and Redis connections as a real model (what goes over
+        # TLS), and it is online in a second or two instead of after 6-10 s of importing torch.
+        worker = factory.start(name="over-tls", model="simulated", extra_args=["--simulated-seconds", "0.05"])
         with SeedgridClient(url) as client:
-            job_id = client.submit(JobRequest(prompts=["over tls"], seeds=[0, 1], steps=2, width=64, height=64))
+            job_id = client.submit(
+                JobRequest(model="simulated", prompts=["over tls"], seeds=[0, 1], steps=2, width=64, height=64)
+            )
             status = client.wait(job_id, timeout=120)
             assert status.state == JobState.SUCCEEDED and status.worker == worker.name
             assert [r.index for r in client.images(job_id)] == [0, 1]
