@@ -1,10 +1,12 @@
 """Stock diffusers (set up as the guide does) against seedgrid's engine, side by side on one device.
 
     python -m bench.gpu --model sd15 --device cuda --json out/gpu.json     (one H200: bench/gpu.sh)
+    python -m bench.gpu --family sdxl --device cuda   (SDXL base 1.0 at 1024x1024; --family flux: FLUX.1-schnell)
     python -m bench.gpu --model tiny --device cpu --batches 1,2 --steps 2 --size 64   (CI's path)
 
 `sd15` is Stable Diffusion 1.5's architecture from its published configs with random weights
-(bench/sd15_configs.py; speed does not depend on the weights' values), so nothing is downloaded.
+(bench/sd15_configs.py; speed does not depend on the weights' values), so nothing is downloaded; `--family
+sdxl` and `--family flux` do the same for SDXL and FLUX.1-schnell at their own sizes and steps (bench/gpu_families.py).
 For each batch size both sides run interleaved: one warm-up call at that size (reported apart),
 then `--repeats` timed calls, alternating which side goes first. A call is end to end: prompt encoding, the
 denoising loop, VAE decode and conversion to PIL images, on both sides; PNG encoding is left out.
@@ -20,11 +22,11 @@ from pathlib import Path
 
 import torch
 
+from bench import gpu_families
 from bench.gpu_report import GIB, NOTES, environment, format_table, write_json
 from seedgrid.shared.limits import MAX_SEEDS
 
 PROMPT = "portrait photo of a old warrior chief"
-SCHEDULER = "dpm++_2m"  # seedgrid's name for DPMSolverMultistepScheduler, algorithm dpmsolver++, order 2
 DATASHEET_TFLOPS = 990.0  # H200 dense fp16/bf16, vendor datasheet
 MEASURED_TFLOPS = 790.0  # bf16 8192^3 matrix product measured on an H200 (the performance issue's figure)
 UNET_PASS_TFLOP = 0.80  # one SD1.5 UNet pass of one sample at 64x64 latents
@@ -33,12 +35,13 @@ DECODE_AND_TEXT_TFLOP = 2.7  # VAE decoder at 512x512 plus the text encoder: 34.
 
 def parse_args(argv=None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench.gpu", description=__doc__.split("\n\n")[0])
-    p.add_argument("--model", choices=("sd15", "tiny"), default="sd15")
+    p.add_argument("--family", choices=tuple(gpu_families.FAMILY_RUNS), default="sd")
+    p.add_argument("--model", choices=tuple(gpu_families.MODELS), help="default: the family's real architecture")
     p.add_argument("--device", choices=("cuda", "cpu"), default="cuda")
-    p.add_argument("--batches", default="1,4,8,16,32", help="comma-separated batch sizes, smallest first")
-    p.add_argument("--steps", type=int, default=20)
-    p.add_argument("--size", type=int, default=512)
-    p.add_argument("--guidance", type=float, default=7.5)
+    p.add_argument("--batches", help="comma-separated batch sizes, smallest first (default: the family's)")
+    p.add_argument("--steps", type=int, help="default: the family's (sd, sdxl 20; flux 4)")
+    p.add_argument("--size", type=int, help="default: the family's (sd 512; sdxl, flux 1024)")
+    p.add_argument("--guidance", type=float, help="default: the family's (sd 7.5, sdxl 5, flux 0)")
     p.add_argument("--repeats", type=int, default=3, help="timed calls per side and batch size")
     p.add_argument(
         "--probe-batch",
@@ -60,6 +63,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     )
     p.add_argument("--json", type=Path, help="write the full results here (rewritten after each batch size)")
     args = p.parse_args(argv)
+    try:
+        gpu_families.resolve(args)
+    except ValueError as exc:
+        p.error(str(exc))
     args.batches = [int(b) for b in args.batches.split(",") if b.strip()]
     from seedgrid.worker.speedups import parse_speedups
 
@@ -79,49 +86,31 @@ def parse_args(argv=None) -> argparse.Namespace:
 # ---- the two sides -------------------------------------------------------------------------
 
 
-def build_pipeline(model: str, dtype: torch.dtype, device: str):
-    if model == "sd15":
-        from bench.sd15_configs import build_sd15_random
-
-        return build_sd15_random(dtype, device)
-    from seedgrid.worker.models.tiny import build_tiny_pipeline
-
-    pipe = build_tiny_pipeline()
-    return (pipe if dtype == torch.float32 else pipe.to(dtype=dtype)).to(device)
+build_pipeline = gpu_families.build_pipeline
 
 
 def load_stock(args):
-    """The guide's setup: float16 on CUDA (float32 on a CPU), DPM-Solver++ from the model's scheduler config."""
-    from diffusers import DPMSolverMultistepScheduler
-
-    pipe = build_pipeline(args.model, torch.float16 if args.device == "cuda" else torch.float32, args.device)
-    pipe.scheduler = DPMSolverMultistepScheduler.from_config(pipe.scheduler.config)
+    """The guide's setup: float16 on CUDA (Flux: bfloat16; float32 on a CPU); SD: DPM-Solver++ from its config."""
+    pipe = build_pipeline(args.model, gpu_families.stock_dtype(args), args.device)
+    gpu_families.setup_stock_scheduler(pipe, args)
     pipe.set_progress_bar_config(disable=True)
     return pipe
 
 
 def load_engine(args, speedups: tuple[str, ...] = ()):
-    """seedgrid's engine; `tiny` goes through seedgrid.worker.models.loading.load_pipeline itself."""
+    """seedgrid's engine; the tiny models go through seedgrid.worker.models.loading.load_pipeline itself."""
     from seedgrid.worker.engine import PipelineEngine
-    from seedgrid.worker.models.loading import dtype_for, load_pipeline
+    from seedgrid.worker.models.loading import BUILT_IN, dtype_for, load_pipeline
     from seedgrid.worker.speedups import apply_speedups
 
-    if args.model == "tiny":
-        pipe = load_pipeline("tiny", args.device)
+    if args.model in BUILT_IN:
+        pipe = load_pipeline(args.model, args.device)
         apply_speedups(pipe, speedups, args.device)
-        return PipelineEngine(pipe, "tiny", args.device)
-    pipe = build_pipeline("sd15", dtype_for(args.device), args.device)
-    # What load_pipeline does after loading a real model, line for line.
-    pipe.set_progress_bar_config(disable=True)
-    pipe = pipe.to(args.device)
-    if args.device.startswith("cuda"):
-        from diffusers.models.attention_processor import AttnProcessor2_0
-
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-        pipe.unet.set_attn_processor(AttnProcessor2_0())
+        return PipelineEngine(pipe, args.model, args.device)
+    pipe = build_pipeline(args.model, dtype_for(args.device, args.family), args.device)
+    pipe = gpu_families.set_up_like_load_pipeline(pipe, args.device)
     apply_speedups(pipe, speedups, args.device)
-    return PipelineEngine(pipe, "sd15-random", args.device)
+    return PipelineEngine(pipe, gpu_families.ENGINE_NAMES[args.model], args.device)
 
 
 def stock_call(pipe, args, batch: int) -> dict:
@@ -134,6 +123,7 @@ def stock_call(pipe, args, batch: int) -> dict:
         height=args.size,
         width=args.size,
         output_type="pil",
+        **gpu_families.stock_extra(pipe, args),
     ).images
     return {"images": len(images)}
 
@@ -150,7 +140,7 @@ def engine_call(engine, args, batch: int, max_batch: int | None = None) -> dict:
         height=args.size,
         steps=args.steps,
         guidance=args.guidance,
-        scheduler=SCHEDULER,
+        scheduler=args.scheduler,
     )
     images = []
     engine.run(request, request.items(), on_step=lambda *_: None, on_batch=lambda _, imgs: images.extend(imgs))
@@ -165,9 +155,7 @@ class Side:
         self.name, self.obj, self.call, self.tf32 = name, obj, call, tf32
         self.load_s = self.warmup_s = None
         pipe = obj.pipeline if hasattr(obj, "pipeline") else obj
-        self.weights_bytes = sum(
-            p.numel() * p.element_size() for m in (pipe.unet, pipe.vae, pipe.text_encoder) for p in m.parameters()
-        )
+        self.weights_bytes = gpu_families.module_bytes(pipe)
         self.failed_at: int | None = None  # batch size that ran out of memory
 
     @contextlib.contextmanager
@@ -314,7 +302,8 @@ def log(message: str) -> None:
 
 def run(args) -> dict:
     budget = Budget(args.time_budget)
-    import bench.sd15_configs  # noqa: F401  imports first, so neither side's load time carries them
+    import bench.family_configs  # noqa: F401  imports first, so neither side's load time carries them
+    import bench.sd15_configs  # noqa: F401
     import seedgrid.worker.engine  # noqa: F401
     import seedgrid.worker.models.loading  # noqa: F401
 
@@ -325,7 +314,8 @@ def run(args) -> dict:
         "environment": environment(args),
         "settings": {
             "prompt": PROMPT,
-            "scheduler": "DPMSolverMultistepScheduler (dpmsolver++, order 2)",
+            "scheduler": gpu_families.FAMILY_RUNS[args.family].scheduler_label,
+            "engine_scheduler": args.scheduler,
             "output": "PIL images, PNG encoding excluded",
             "flop_per_image": flop_per_image(args),
             "datasheet_tflops": DATASHEET_TFLOPS,
@@ -338,7 +328,8 @@ def run(args) -> dict:
         "batches": [],
         "largest_engine_batch": None,
         "skipped": [],
-        "notes": NOTES,
+        "notes": NOTES + [n for f, n in gpu_families.FAMILY_NOTES.items() if f == args.family],
+        "anchors": gpu_families.SDXL_ANCHORS if args.family == "sdxl" else None,
     }
     if args.device == "cuda":
         torch.zeros(1, device="cuda")  # CUDA context first, so neither side's load time carries it
@@ -428,11 +419,14 @@ def main(argv=None) -> int:
     report = run(args)
     print()
     print(
-        f"{args.model} on {report['environment']['device_name']} ({args.device}), {args.size}x{args.size}, "
-        f"{args.steps} steps DPM-Solver++, guidance {args.guidance}, {args.repeats} timed calls per cell"
+        f"{args.model} ({args.family}) on {report['environment']['device_name']} ({args.device}), "
+        f"{args.size}x{args.size}, {args.steps} steps {report['settings']['scheduler']}, guidance {args.guidance}, "
+        f"{args.repeats} timed calls per cell"
     )
     print(format_table(report))
-    for note in NOTES:
+    for line in gpu_families.anchor_lines(report):
+        print(line)
+    for note in report["notes"]:
         print(f"- {note}")
     if args.json:
         print(f"full results: {args.json}")

@@ -60,8 +60,9 @@ NOTES = [
     "% of limit: FLOP per image (issue's figure: 34.7 TFLOP at 512x512, 20 steps, CFG) x images/s over 990 "
     "TFLOP/s (H200 datasheet, dense fp16) and 790 TFLOP/s (bf16 matrix product measured on an "
     "H200, the issue's figure); sd15 on cuda only",
-    "stock: the guide's setup: float16 on cuda (float32 on cpu), DPMSolverMultistepScheduler.from_config, one "
-    "torch.Generator per image on the device, diffusers' default attention (SDPA), PyTorch's default TF32 flags",
+    "stock: the guide's setup: float16 on cuda (Flux: bfloat16; float32 on cpu), for SD DPMSolverMultistepScheduler"
+    ".from_config (SDXL, Flux: the pipeline's own scheduler), one torch.Generator per image on the device, diffusers' "
+    "default attention (SDPA), PyTorch's default TF32 flags",
     "engine: seedgrid's PipelineEngine over the model as worker/models/loading.load_pipeline sets it up (SDPA "
     "processor set explicitly, TF32 on for cuda), noise from one CPU generator per image, "
     "NaN/black check on output, no previews",

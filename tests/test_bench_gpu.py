@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench import gpu
+from bench.family_configs import build_flux_schnell_random, build_sdxl_random
 from bench.sd15_configs import (
     SD15_TEXT_PARAMETERS,
     SD15_UNET_PARAMETERS,
@@ -145,8 +146,65 @@ def test_build_sd15_random_on_meta_is_sd15_sized_in_the_asked_dtype():
     assert type(pipe.scheduler).__name__ == "PNDMScheduler" and pipe.scheduler.config.steps_offset == 1
 
 
-def test_gpu_sh_is_valid_bash_and_runs_the_sd15_benchmark():
+@pytest.mark.parametrize("family, model", [("sdxl", "tiny-xl"), ("flux", "tiny-flux")])
+def test_cpu_rehearsal_of_sdxl_and_flux_makes_every_image_on_both_sides(tmp_path, capsys, family, model):
+    path = tmp_path / "gpu.json"
+    argv = ["--family", family, "--model", model, "--device", "cpu", "--steps", "1", "--size", "64"]
+    assert gpu.main(argv + ["--repeats", "1", "--batches", "2", "--probe-batch", "0", "--json", str(path)]) == 0
+    report = json.loads(path.read_text())
+    assert report["complete"] and report["args"]["family"] == family and report["args"]["model"] == model
+    [row] = report["batches"]
+    for side in ("stock", "engine"):
+        assert row[side]["status"] == "ok" and row[side]["images_per_s"] > 0 and row[side]["first_s"] > 0
+        assert 0 < report["weights_gib"][side] < 0.01  # every network counted, none missing (no UNet in Flux)
+    assert row["engine"]["bad_images"] == 0 and row["engine"]["max_batch_after"] == 2  # 2 images, none NaN/black
+    printed = capsys.readouterr().out
+    assert f"{model} ({family})" in printed
+    # SDXL's anchors are printed beside its figures, said to be from elsewhere; no other family has them.
+    assert ("NOT measured here" in printed) == (family == "sdxl") == (report["anchors"] is not None)
+
+
+def test_each_family_has_its_own_defaults_and_refuses_another_familys_model(capsys):
+    sd = gpu.parse_args(["--device", "cpu"])
+    assert (sd.model, sd.size, sd.steps, sd.guidance, sd.batches) == ("sd15", 512, 20, 7.5, [1, 4, 8, 16, 32])
+    xl = gpu.parse_args(["--family", "sdxl", "--device", "cpu"])
+    assert (xl.model, xl.size, xl.steps, xl.scheduler, xl.batches) == ("sdxl", 1024, 20, "euler", [1, 2, 4, 8])
+    flux = gpu.parse_args(["--family", "flux", "--device", "cpu", "--steps", "2"])
+    assert (flux.model, flux.size, flux.steps, flux.guidance) == ("flux-schnell", 1024, 2, 0.0)
+    with pytest.raises(SystemExit):
+        gpu.parse_args(["--family", "sd", "--model", "tiny-xl", "--device", "cpu"])
+    assert "tiny-xl is not of --family sd" in capsys.readouterr().err
+
+
+def test_sdxl_and_flux_schnell_configs_build_at_their_real_sizes_on_meta():
+    xl = build_sdxl_random(torch.float16, "meta")  # meta: no memory, no init time
+    assert type(xl).__name__ == "StableDiffusionXLPipeline" and xl.unet.device.type == "meta"
+    assert xl.unet.dtype == xl.text_encoder_2.dtype == torch.float16
+    assert sum(p.numel() for p in xl.unet.parameters()) == 2_567_463_684  # SDXL base 1.0's UNet
+    assert xl.unet.config.cross_attention_dim == 2048 and tuple(xl.unet.config.transformer_layers_per_block) == (
+        1,
+        2,
+        10,
+    )
+    assert xl.text_encoder_2.config.hidden_size == 1280 and xl.text_encoder_2.config.num_hidden_layers == 32
+    assert xl.vae.config.scaling_factor == 0.13025 and xl.vae.config.force_upcast
+    assert type(xl.scheduler).__name__ == "EulerDiscreteScheduler"
+
+    flux = build_flux_schnell_random(torch.bfloat16, "meta")
+    config = flux.transformer.config
+    assert (config.num_layers, config.num_single_layers, config.guidance_embeds) == (19, 38, False)  # schnell
+    assert flux.transformer.dtype == flux.text_encoder_2.dtype == torch.bfloat16
+    assert round(sum(p.numel() for p in flux.transformer.parameters()) / 1e9, 2) == 11.89
+    assert sum(p.numel() for p in flux.text_encoder_2.parameters()) == 4_762_310_656  # T5-XXL's encoder
+    assert flux.text_encoder_2.config.d_model == 4096 and flux.tokenizer_2.model_max_length == 512
+    assert flux.vae.config.latent_channels == 16 and flux.vae.config.shift_factor == 0.1159
+    assert flux.scheduler.config.shift == 1.0 and not flux.scheduler.config.use_dynamic_shifting
+
+
+def test_gpu_sh_is_valid_bash_and_runs_each_family():
     script = ROOT / "bench" / "gpu.sh"
     subprocess.run(["bash", "-n", str(script)], check=True)
     text = script.read_text()
-    assert "-m bench.gpu --model sd15 --device cuda" in text and '--json "$OUT/gpu.json"' in text
+    assert '-m bench.gpu --family "$fam" --device cuda' in text and "--model sd15" in text
+    assert '--json "$OUT/gpu.json"' in text and '--json "$OUT/gpu-$fam.json"' in text
+    assert "FAMILIES:-sd sdxl flux" in text
