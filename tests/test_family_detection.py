@@ -15,6 +15,7 @@ from seedgrid.worker.models.loading import load_pipeline, model_display_name
 from seedgrid.worker.models.tiny import build_tiny_pipeline
 from seedgrid.worker.models.tiny_flux import build_tiny_flux_pipeline
 from seedgrid.worker.models.tiny_xl import build_tiny_xl_pipeline
+from seedgrid.worker.runtime import WorkerRuntime
 from tests.sdxl_checkpoint import save_original_layout
 
 REQUEST = JobRequest(model="tiny-xl", prompts=["a lighthouse at dusk"], seeds=[3, 9], width=64, height=64, steps=2)
@@ -83,8 +84,10 @@ def test_an_sdxl_single_file_in_the_original_layout_loads_with_a_local_config(xl
     assert not any(key.startswith(("unet.", "text_encoder")) for key in keys)
     assert detect_family(str(checkpoint)) == "sdxl"
 
-    loaded = load_pipeline(str(checkpoint), "cpu", config=str(xl_folder))
-    assert isinstance(loaded, StableDiffusionXLPipeline)
+    # As `seedgrid worker --model FILE --config DIR` loads it (the Redis URL is not used before jobs come).
+    runtime = WorkerRuntime.load("redis://127.0.0.1:1/0", str(checkpoint), "cpu", config=str(xl_folder))
+    loaded = runtime.engine.pipeline
+    assert isinstance(loaded, StableDiffusionXLPipeline) and runtime.info().family == "sdxl"
     for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
         want, got = getattr(pipeline, part).state_dict(), getattr(loaded, part).state_dict()
         assert want.keys() == got.keys(), part

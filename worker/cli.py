@@ -37,6 +37,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="a better VAE, e.g. stabilityai/sd-vae-ft-mse (hub id, folder or .safetensors)",
     )
     parser.add_argument(
+        "--config",
+        metavar="DIR",
+        help="for a single .safetensors --model: a diffusers folder of its family (e.g. a saved "
+        "stabilityai/stable-diffusion-xl-base-1.0) whose configs it is loaded with, instead of the hub's",
+    )
+    parser.add_argument(
         "--max-batch", type=int, default=settings.max_batch, help="largest batch tried (halved on out of memory)"
     )
     parser.add_argument(
@@ -184,6 +190,7 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
             simulated_seconds=args.simulated_seconds,
             merge=args.merge,
             speedups=speedups,
+            config=args.config,
         )
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)

@@ -55,6 +55,7 @@ class WorkerRuntime:
         simulated_seconds: float = 0.2,
         merge: bool = True,
         speedups: tuple[str, ...] = (),
+        config: str | None = None,
     ) -> "WorkerRuntime":
         """Load the model in this process: call it in the process that runs jobs, never before a fork."""
         engine: Engine
@@ -66,7 +67,7 @@ class WorkerRuntime:
             from seedgrid.worker.speedups import apply_speedups
 
             device = device or default_device()
-            pipeline = load_pipeline(model, device, vae)
+            pipeline = load_pipeline(model, device, vae, config=config)
             apply_speedups(pipeline, speedups, device)
             pipeline_engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
             engine = pipeline_engine
