@@ -18,9 +18,7 @@ pytestmark = pytest.mark.processes
 
 def test_kill_9_mid_job_reruns_on_another_worker_and_stores_each_image_once(tmp_path):
     with EmbeddedRedis() as redis_server:  # its own Redis: no other test's worker may take this job
-        # A 3 s lease (renewed every 0.9 s), as in test_faults: the dead worker's job is taken over within
-        # seconds instead of after the default 10 s lease; test_leases proves the default settings.
-        factory = WorkerFactory(redis_server.url, tmp_path, env={"SEEDGRID_LEASE_SECONDS": "3"})
+        factory = WorkerFactory(redis_server.url, tmp_path)
         try:
             # The simulated model (the same runner and stores as a real one, no torch) boots in a second.
             args = {"model": "simulated", "extra_args": ["--max-batch", "2", "--simulated-seconds", "0.4"]}
