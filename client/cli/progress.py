@@ -5,7 +5,9 @@ import sys
 from seedgrid.shared.job import JobState, JobStatus
 
 
-class ProgressBar:
+class LineBar:
+    """One line on stderr, redrawn in place on a terminal; elsewhere a new line only when `key` changes."""
+
     def __init__(self, label: str, width: int = 30, stream=None):
         self.label = label
         self.width = width
@@ -14,17 +16,17 @@ class ProgressBar:
         self._last_line = ""
         self._last_shown: tuple | None = None
 
-    def update(self, status: JobStatus) -> None:
-        filled = int(status.progress * self.width)
-        detail = status.state.value
-        if status.state == JobState.RUNNING:
-            detail = f"step {status.step}/{status.steps}, images {status.images_done}/{status.images_total}"
-        line = f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {status.progress:4.0%} {detail}"
+    def head(self, fraction: float) -> tuple[str, int]:
+        """The label, the bar and the percentage; and how many of the bar's cells are filled."""
+        filled = int(fraction * self.width)
+        return f"{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {fraction:4.0%}", filled
+
+    def show(self, line: str, key: tuple) -> None:
         if self.tty:
             self.stream.write("\r" + line.ljust(len(self._last_line)))
-        elif (status.state, filled // 6) != self._last_shown:  # not a terminal: a line per state or fifth
+        elif key != self._last_shown:
             self.stream.write(line + "\n")
-            self._last_shown = (status.state, filled // 6)
+            self._last_shown = key
         self.stream.flush()
         self._last_line = line
 
@@ -32,3 +34,14 @@ class ProgressBar:
         if self.tty:
             self.stream.write("\n")
             self.stream.flush()
+
+
+class ProgressBar(LineBar):
+    """A job being followed."""
+
+    def update(self, status: JobStatus) -> None:
+        head, filled = self.head(status.progress)
+        detail = status.state.value
+        if status.state == JobState.RUNNING:
+            detail = f"step {status.step}/{status.steps}, images {status.images_done}/{status.images_total}"
+        self.show(f"{head} {detail}", (status.state, filled // 6))  # not a terminal: a line per state or fifth
