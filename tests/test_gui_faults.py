@@ -5,7 +5,6 @@ A stand-in worker registers a heartbeat and writes job records through JobStore,
 import uuid
 
 import pytest
-from PIL import Image
 from PySide6.QtCore import QSettings
 
 from seedgrid.client.gui.app import remember_when_connected
@@ -14,42 +13,10 @@ from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.client.gui.settings import REDIS_URL_KEY, last_redis_url, settings
 from seedgrid.shared import names
 from seedgrid.shared.embedded_redis import EmbeddedRedis
-from seedgrid.shared.job import ImageRecord, JobState
-from seedgrid.shared.jobstore import JobStore
-from seedgrid.shared.pngmeta import encode_png
-from seedgrid.shared.redis_conn import connect
-from seedgrid.shared.workers import WorkerInfo
+from tests.gui_stand_in import StandInWorker
 
 WAIT = 15_000
 MODEL = "fake-gui-model"
-
-
-class StandInWorker:
-    """Advertises MODEL and finishes jobs by writing their records, as a worker does."""
-
-    def __init__(self, url: str):
-        self.redis = connect(url)
-        self.store = JobStore(self.redis)
-
-    def register(self) -> None:
-        info = WorkerInfo(
-            name="stand-in", host="here", pid=1, model=MODEL, device="cpu", schedulers=["euler_a"], max_batch=4
-        )
-        self.redis.set(names.worker_key(info.name), info.model_dump_json(), ex=60)
-        self.redis.sadd(names.WORKERS_KEY, info.name)
-
-    def finish(self, job_id: str) -> None:
-        status = self.store.status(job_id)
-        assert status is not None and status.request is not None
-        self.store.mark_started(job_id, "stand-in")
-        for item in status.request.items():
-            png = encode_png(Image.new("RGB", (64, 64)), status.request, item)
-            record = ImageRecord(
-                job_id=job_id, index=item.index, row=0, col=item.index, prompt=item.prompt, seed=item.seed,
-                worker="stand-in", seconds=0.1,
-            )  # fmt: skip
-            self.store.store_image(record, png)
-        self.store.finish(job_id, JobState.SUCCEEDED)
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +27,7 @@ def server():
 
 @pytest.fixture
 def stand_in(server):
-    worker = StandInWorker(server.url)
+    worker = StandInWorker(server.url, MODEL)
     worker.register()
     yield worker
     worker.redis.close()
@@ -126,7 +93,7 @@ def test_a_deleted_and_a_malformed_job_fail_alone_while_the_others_update(win, q
 def test_redis_restarted_without_its_data_does_not_wedge_the_app(qtbot, tmp_path):
     server = EmbeddedRedis().start()
     port, password = server.port, server.password
-    worker = StandInWorker(server.url)
+    worker = StandInWorker(server.url, MODEL)
     worker.register()
     win = open_window(qtbot, server.url, tmp_path)
     try:

@@ -6,7 +6,6 @@ Closing the app is `close()` on its window; reopening is a new window on the sam
 import uuid
 
 import pytest
-from PIL import Image
 from PySide6.QtCore import QPoint, QSettings, Qt
 from PySide6.QtWidgets import QInputDialog, QMessageBox
 
@@ -19,12 +18,9 @@ from seedgrid.client.gui.settings import HISTORY_CAP_KEY, set_history_cap, setti
 from seedgrid.shared import limits as L
 from seedgrid.shared import names
 from seedgrid.shared.embedded_redis import EmbeddedRedis
-from seedgrid.shared.job import ImageRecord, JobState, JobStatus
-from seedgrid.shared.jobstore import JobStore
-from seedgrid.shared.pngmeta import encode_png
-from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import JobRequest
-from seedgrid.shared.workers import WorkerInfo
+from tests.gui_stand_in import StandInWorker, shaded_png
 
 WAIT = 15_000
 MODEL = "fake-history-model"
@@ -34,38 +30,11 @@ def request(prompt: str, seeds: int = 2) -> JobRequest:
     return JobRequest(model=MODEL, prompts=[prompt], seeds=list(range(seeds)), width=64, height=64, steps=4)
 
 
+SHADE = 20
+
+
 def png(req: JobRequest, index: int) -> bytes:
-    return encode_png(Image.new("RGB", (64, 64), (index * 20 % 256, 90, 140)), req, req.items()[index])
-
-
-class StandInWorker:
-    """Advertises MODEL and writes job records through JobStore, as a worker does."""
-
-    def __init__(self, url: str):
-        self.redis = connect(url)
-        self.store = JobStore(self.redis)
-        info = WorkerInfo(
-            name="stand-in",
-            host="here",
-            pid=1,
-            model=MODEL,
-            device="cpu",
-            schedulers=["euler_a"],
-            max_batch=4,
-        )
-        self.redis.set(names.worker_key(info.name), info.model_dump_json(), ex=60)
-        self.redis.sadd(names.WORKERS_KEY, info.name)
-
-    def finish(self, job_id: str) -> None:
-        req = self.store.status(job_id).request
-        self.store.mark_started(job_id, "stand-in")
-        for item in req.items():
-            record = ImageRecord(
-                job_id=job_id, index=item.index, row=0, col=item.index, prompt=item.prompt, seed=item.seed,
-                worker="stand-in", seconds=0.1,
-            )  # fmt: skip
-            self.store.store_image(record, png(req, item.index))
-        self.store.finish(job_id, JobState.SUCCEEDED)
+    return shaded_png(req, index, SHADE)
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +45,8 @@ def server():
 
 @pytest.fixture
 def worker(server):
-    stand_in = StandInWorker(server.url)
+    stand_in = StandInWorker(server.url, MODEL, shade=SHADE)
+    stand_in.register()
     yield stand_in
     stand_in.redis.close()
 

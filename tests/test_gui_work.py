@@ -7,7 +7,6 @@ import time
 import uuid
 
 import pytest
-from PIL import Image
 from PySide6.QtCore import QSettings, Qt
 from PySide6.QtGui import QGuiApplication
 
@@ -15,12 +14,10 @@ from seedgrid.client.cli.demo import GUIDE_PROMPT
 from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.shared import names
 from seedgrid.shared.embedded_redis import EmbeddedRedis
-from seedgrid.shared.job import ImageRecord, JobState
-from seedgrid.shared.jobstore import JobStore
-from seedgrid.shared.pngmeta import encode_png, read_png_metadata
-from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.job import JobState
+from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
-from seedgrid.shared.workers import WorkerInfo
+from tests.gui_stand_in import StandInWorker
 
 WAIT = 15_000
 MODEL = "fake-work-model"
@@ -28,32 +25,6 @@ MODEL = "fake-work-model"
 
 def request(prompts: list[str], seeds: int = 2) -> JobRequest:
     return JobRequest(model=MODEL, prompts=prompts, seeds=list(range(seeds)), width=64, height=64, steps=4)
-
-
-class StandInWorker:
-    """Advertises MODEL and writes job records through JobStore, as a worker does."""
-
-    def __init__(self, url: str):
-        self.redis = connect(url)
-        self.store = JobStore(self.redis)
-        info = WorkerInfo(
-            name="stand-in", host="here", pid=1, model=MODEL, device="cpu", schedulers=["euler_a", "dpm++_2m"],
-            max_batch=4,
-        )  # fmt: skip
-        self.redis.set(names.worker_key(info.name), info.model_dump_json(), ex=60)
-        self.redis.sadd(names.WORKERS_KEY, info.name)
-
-    def finish(self, job_id: str) -> None:
-        req = self.store.status(job_id).request
-        self.store.mark_started(job_id, "stand-in")
-        for item in req.items():
-            png = encode_png(Image.new("RGB", (64, 64), (item.index * 40 % 256, 90, 140)), req, item)
-            record = ImageRecord(
-                job_id=job_id, index=item.index, row=0, col=item.index, prompt=item.prompt, seed=item.seed,
-                worker="stand-in", seconds=0.1,
-            )  # fmt: skip
-            self.store.store_image(record, png)
-        self.store.finish(job_id, JobState.SUCCEEDED)
 
 
 @pytest.fixture(scope="module")
@@ -64,7 +35,8 @@ def server():
 
 @pytest.fixture
 def worker(server):
-    stand_in = StandInWorker(server.url)
+    stand_in = StandInWorker(server.url, MODEL, ("euler_a", "dpm++_2m"), shade=40)
+    stand_in.register()
     yield stand_in
     stand_in.redis.close()
 
