@@ -256,6 +256,8 @@ def test_the_distribution_installs_one_top_level_package_seedgrid(tmp_path):
         shutil.copytree(ROOT / name, source / name, ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
+    # Every package of the source tree, sub-packages too (pyproject lists them one by one).
+    inits = sorted(init.relative_to(source).as_posix() for init in source.glob("*/**/__init__.py"))
     build = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path)]
     subprocess.run([*build, str(source)], check=True, capture_output=True, timeout=300)
     (wheel,) = tmp_path.glob("seedgrid-*.whl")
@@ -263,8 +265,8 @@ def test_the_distribution_installs_one_top_level_package_seedgrid(tmp_path):
         names = archive.namelist()
     top_level = {name.split("/")[0] for name in names if not name.split("/")[0].endswith(".dist-info")}
     assert top_level == {"seedgrid"}
-    for part in ("shared", "worker", "client"):
-        assert f"seedgrid/{part}/__init__.py" in names
+    for init in inits:
+        assert f"seedgrid/{init}" in names, f"the wheel lacks the package {init.removesuffix('/__init__.py')}"
     assert "seedgrid/client/gui/main_window.py" in names and "seedgrid/worker/models/tiny.py" in names
 
 
