@@ -18,7 +18,7 @@ from seedgrid.shared.plot import Plot
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.settings import get_settings
-from seedgrid.shared.workers import WorkerInfo, served_models, worker_serving
+from seedgrid.shared.workers import WorkerInfo, allowed_loras_rule, loras_for, served_models, worker_serving
 
 RECONNECT_SECONDS = 0.5
 # A Redis that is down or unreachable fails a command within seconds, not minutes.
@@ -191,7 +191,7 @@ class SeedgridClient:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             for worker in self.workers():
-                if model is None or worker.model == model:
+                if model is None or worker.serves(model):
                     return worker
             if alive and not alive():
                 raise WorkerExited(f"the worker for {model or 'any model'} exited before it came online")
@@ -211,3 +211,8 @@ class SeedgridClient:
                 rule="one of " + ", ".join(worker.schedulers),
             )
         check_family(request, worker.family, worker.negative_prompt, worker.size_multiple)
+        allowed = loras_for(workers, request.model)
+        for lora in request.loras:
+            if lora.name not in allowed:
+                problem = f"{lora.name!r} is not allowed by a worker of {request.model}"
+                raise NoWorkerForModel("loras", problem, rule=allowed_loras_rule(allowed))

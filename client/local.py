@@ -38,7 +38,7 @@ class LocalWorker:
         missing = missing_worker_packages()
         if missing:
             raise RuntimeError(f"a local worker needs {', '.join(missing)}: pip install 'seedgrid[worker]'")
-        cmd = [*worker_command(sys.executable), "--model", model, "--loglevel", "warning"]
+        cmd = [*worker_command(sys.executable), *(["--model", model] if model else []), "--loglevel", "warning"]
         if device:
             cmd += ["--device", device]
         cmd += extra_args or []

@@ -1,9 +1,10 @@
 """Leases on running jobs: the worker running a job holds an expiring key on it, renewed by a timer.
 
 A job's lease (`names.job_lease_key`) holds the name of the worker running it, its own job or one
-taken into its batch; the model's sorted set (`names.leases_key`) holds every leased job by the time
+taken into its batch; one sorted set (`names.LEASES_KEY`) holds every leased job by the time
 its lease runs out. A lapsed lease means the worker is gone: a live worker of the model takes the job
-over (once, atomically), marks it queued with the lost worker's name and sends its task again.
+over (once, atomically), marks it queued with the lost worker's name and sends its task again
+to the job's model's queue.
 """
 
 import threading
@@ -85,11 +86,11 @@ class Takeover:
 
 
 class Leases:
-    """The leases of one model's jobs in Redis."""
+    """The leases of running jobs in Redis."""
 
-    def __init__(self, client: redis.Redis, model: str):
+    def __init__(self, client: redis.Redis):
         self.redis = client
-        self.key = names.leases_key(model)
+        self.key = names.LEASES_KEY
         self._renew = client.register_script(RENEW_LUA)
         self._take_over = client.register_script(TAKE_OVER_LUA)
         self._release = client.register_script(RELEASE_LUA)
@@ -104,7 +105,7 @@ class Leases:
         return lost
 
     def lapsed(self, limit: int = SCAN_LIMIT) -> list[str]:
-        """Jobs of this model whose lease ran out, longest lapsed first."""
+        """Jobs whose lease ran out, longest lapsed first."""
         now = int(time.time() * 1000)
         # without withscores the answer is members only; redis-py's type also covers (member, score) pairs
         members = cast(list[bytes | str], self.redis.zrangebyscore(self.key, "-inf", now, start=0, num=limit))

@@ -10,6 +10,10 @@ MAX_SEEDS = 256
 MAX_ITEMS = 256
 MAX_MODEL_NAME_CHARS = 200
 MODEL_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9._/-]*$"
+MAX_LORAS = 8
+MAX_LORA_NAME_CHARS = 100
+LORA_NAME_PATTERN = rf"^[A-Za-z0-9][A-Za-z0-9_.+-]{{0,{MAX_LORA_NAME_CHARS - 1}}}$"  # a file's stem, never a path
+MIN_LORA_WEIGHT, MAX_LORA_WEIGHT = -4.0, 4.0
 
 # Scheduler names a request may use, with the label A1111-style tools show for each.
 SCHEDULER_LABELS = {
@@ -41,5 +45,7 @@ FIELD_RULES = {
     "steps": f"an integer from {MIN_STEPS} to {MAX_STEPS}",
     "guidance": f"a number from {MIN_GUIDANCE:g} to {MAX_GUIDANCE:g}",
     "scheduler": "one of " + ", ".join(SCHEDULER_NAMES),
+    "loras": f"at most {MAX_LORAS} LoRAs, each a name of 1-{MAX_LORA_NAME_CHARS} letters, digits and _.+- "
+    f"(starting with a letter or digit) and a weight from {MIN_LORA_WEIGHT:g} to {MAX_LORA_WEIGHT:g}, no name twice",
     "items": f"at most {MAX_ITEMS} images (prompts x seeds) per job",
 }

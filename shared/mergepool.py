@@ -8,7 +8,6 @@ without running. The claiming (host) job remembers what it took: if its worker d
 host's redelivery gives every unfinished claimed job back to the queue.
 """
 
-import json
 import time
 from typing import cast
 
@@ -148,7 +147,7 @@ class MergePool:
         candidates = [c for c in candidates if c != host_id]
         if not candidates:
             return []
-        keys = [pool, names.job_key(host_id), names.job_merged_key(host_id), names.leases_key(request.model)]
+        keys = [pool, names.job_key(host_id), names.job_merged_key(host_id), names.LEASES_KEY]
         for job_id in candidates:
             keys += [names.job_key(job_id), names.cancel_key(job_id), names.job_lease_key(job_id)]
         lease_ms = lease_seconds() * 1000
@@ -166,7 +165,7 @@ class MergePool:
             names.job_key(job_id),
             names.job_lease_key(job_id),
             names.merge_pool_key(request.batch_key()),
-            names.leases_key(request.model),
+            names.LEASES_KEY,
         ]
         args: list[str | int] = [job_id, worker, turn, lease_seconds() * 1000, expiry_ms()]
         started = bool(self._start_own(keys=keys, args=args))
@@ -176,13 +175,11 @@ class MergePool:
 
     def release(self, host_id: str) -> list[tuple[str, str, int | None]]:
         """Give back the unfinished jobs a host took into a batch that never ended (its worker died)."""
-        raw = self.redis.hget(names.job_key(host_id), "request")
-        model = str(json.loads(raw).get("model", "")) if raw else ""
         members = [text(m) for m in self.redis.smembers(names.job_merged_key(host_id))]
         keys = [names.job_key(host_id), names.job_merged_key(host_id)]
         for job_id in members:
             keys += [names.job_key(job_id), names.job_lease_key(job_id)]
-        keys.append(names.leases_key(model))
+        keys.append(names.LEASES_KEY)
         return _triples(self._release(keys=keys, args=[host_id, *members]))
 
     def done(self, host_id: str) -> None:

@@ -69,9 +69,9 @@ def job_lease_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:job:{job_id}:lease"
 
 
-def leases_key(model: str) -> str:
-    """Sorted set: the leased jobs of one model, scored by when their lease runs out (ms since the epoch)."""
-    return f"{KEY_PREFIX}:leases:{model}"
+# Sorted set: every leased job, scored by when its lease runs out (ms since the epoch). One for all models:
+# any live worker takes over a lapsed job and sends it to its model's queue.
+LEASES_KEY = f"{KEY_PREFIX}:leases"
 
 
 def queued_key(model: str) -> str:

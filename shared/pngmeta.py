@@ -12,6 +12,7 @@ from PIL.PngImagePlugin import PngInfo
 from pydantic import ValidationError
 
 from seedgrid.shared import limits as L
+from seedgrid.shared.lora_syntax import lift_lora_tags, with_lora_tags
 from seedgrid.shared.request import Item, JobRequest, RequestError, parse_request
 
 PARAMETERS_KEY = "parameters"
@@ -22,8 +23,13 @@ KARRAS_SCHEDULER = "dpm++_2m_karras"
 # Families whose guidance is distilled into the model: Forge writes it apart, with "CFG scale: 1" (no true CFG).
 DISTILLED_GUIDANCE_FAMILIES = {"flux"}
 DISTILLED_KEY = "Distilled CFG Scale"
+MODEL_HASH_KEY = "Model hash"
+LORA_HASHES_KEY = "Lora hashes"
+# Keys of the seedgrid chunk that encode_png writes itself; `extra` may not use them.
+RESERVED_KEYS = ("version", "request", "item", "model_hash", "lora_hashes")
 SCHEDULERS_BY_LABEL = {label: name for name, label in L.SCHEDULER_LABELS.items()}
 _PARAM_KEY = re.compile(r"\w[\w \-/]*")
+_HEX_DIGEST = re.compile(r"[0-9a-fA-F]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -32,6 +38,8 @@ class PngMetadata:
     item: Item | None
     parameters: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    model_hash: str = ""  # A1111's short hash of the checkpoint file, "" when unknown
+    lora_hashes: dict[str, str] = field(default_factory=dict)  # LoRA name -> A1111's short hash
 
 
 def _quote(value: str) -> str:
@@ -43,9 +51,18 @@ def _number(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(float(value))
 
 
-def parameters_text(request: JobRequest, item: Item, model_label: str | None = None, family: str = "sd") -> str:
-    """The A1111 `parameters` text of one image, as its "copy parameters" gives it (Forge's for Flux)."""
-    lines = [item.prompt]
+def parameters_text(
+    request: JobRequest,
+    item: Item,
+    model_label: str | None = None,
+    family: str = "sd",
+    model_hash: str = "",
+    lora_hashes: dict[str, str] | None = None,
+) -> str:
+    """The A1111 `parameters` text of one image, as its "copy parameters" gives it (Forge's for Flux).
+
+    The LoRAs are `<lora:NAME:WEIGHT>` tags after the prompt; hashes are written when given."""
+    lines = [with_lora_tags(item.prompt, request.loras)]
     if request.negative_prompt:
         lines.append(f"{NEGATIVE_PREFIX} {request.negative_prompt}")
     if request.scheduler == KARRAS_SCHEDULER:
@@ -56,11 +73,16 @@ def parameters_text(request: JobRequest, item: Item, model_label: str | None = N
         guidance = f"CFG scale: 1, {DISTILLED_KEY}: {_number(request.guidance)}"
     else:
         guidance = f"CFG scale: {_number(request.guidance)}"
-    lines.append(
-        f"Steps: {request.steps}, Sampler: {sampler}, {guidance}, "
-        f"Seed: {item.seed}, Size: {request.width}x{request.height}, "
-        f"Model: {_quote(model_label or request.model)}"
-    )
+    settings = [f"Steps: {request.steps}", f"Sampler: {sampler}", guidance, f"Seed: {item.seed}"]
+    settings.append(f"Size: {request.width}x{request.height}")
+    if model_hash:
+        settings.append(f"{MODEL_HASH_KEY}: {model_hash}")
+    settings.append(f"Model: {_quote(model_label or request.model)}")
+    known = lora_hashes or {}
+    hashes = [f"{lora.name}: {known[lora.name]}" for lora in request.loras if lora.name in known]
+    if hashes:
+        settings.append(f"{LORA_HASHES_KEY}: {_quote(', '.join(hashes))}")
+    lines.append(", ".join(settings))
     return "\n".join(lines)
 
 
@@ -71,15 +93,26 @@ def encode_png(
     model_label: str | None = None,
     extra: dict | None = None,
     family: str = "sd",
+    model_hash: str = "",
+    lora_hashes: dict[str, str] | None = None,
 ) -> bytes:
-    """PNG bytes of `image` with the A1111 `parameters` text (in `family`'s conventions) and a `seedgrid` JSON chunk."""
-    payload = {"version": FORMAT_VERSION, "request": request.model_dump(mode="json"), "item": item.model_dump()}
-    clashes = set(extra or {}) & set(payload)
+    """PNG bytes of `image` with the A1111 `parameters` text (in `family`'s conventions) and a `seedgrid` JSON chunk.
+
+    `model_hash` and `lora_hashes` (LoRA name -> hash): model_hash.py's short hashes of the files used."""
+    payload = {
+        "version": FORMAT_VERSION,
+        "request": request.model_dump(mode="json"),
+        "item": item.model_dump(),
+        "model_hash": model_hash,
+        "lora_hashes": dict(lora_hashes or {}),
+    }
+    clashes = set(extra or {}) & set(RESERVED_KEYS)
     if clashes:
         raise ValueError(f"extra: keys {sorted(clashes)} are reserved")
     payload.update(extra or {})
     info = PngInfo()
-    info.add_text(PARAMETERS_KEY, parameters_text(request, item, model_label, family))  # iTXt when not latin-1
+    parameters = parameters_text(request, item, model_label, family, model_hash, lora_hashes)
+    info.add_text(PARAMETERS_KEY, parameters)  # iTXt when not latin-1
     info.add_text(SEEDGRID_KEY, json.dumps(payload))
     out = io.BytesIO()
     image.save(out, format="PNG", pnginfo=info, compress_level=1)
@@ -131,13 +164,33 @@ def _scheduler_from(params: dict[str, str]) -> str | None:
     return name
 
 
-def request_from_parameters(text: str) -> JobRequest:
-    """Rebuild the settings of one image from A1111 `parameters` text (unknown keys ignored)."""
+def _split_parameters(text: str) -> tuple[list[str], dict[str, str]]:
+    """The prompt and negative prompt lines, and the settings line's `Key: value` pairs."""
     *lines, last = text.strip().splitlines() or [""]
     params = _split_params(last)
     if len(params) < 3:  # A1111's rule: a shorter last line is still part of the prompt
         lines.append(last)
         params = {}
+    return lines, params
+
+
+def hashes_from_parameters(text: str) -> tuple[str, dict[str, str]]:
+    """`Model hash` and `Lora hashes` (name -> hash) of A1111 `parameters` text; what is not hex is skipped."""
+    params = _split_parameters(text)[1]
+    model_hash = params.get(MODEL_HASH_KEY, "")
+    lora_hashes = {}
+    for entry in params.get(LORA_HASHES_KEY, "").split(","):
+        name, _, short_hash = entry.partition(":")
+        if name.strip() and _HEX_DIGEST.fullmatch(short_hash.strip()):
+            lora_hashes[name.strip()] = short_hash.strip()
+    return (model_hash if _HEX_DIGEST.fullmatch(model_hash) else ""), lora_hashes
+
+
+def request_from_parameters(text: str) -> JobRequest:
+    """Rebuild the settings of one image from A1111 `parameters` text (unknown keys ignored).
+
+    The prompt's `<lora:NAME:WEIGHT>` tags become the request's LoRAs."""
+    lines, params = _split_parameters(text)
     prompt: list[str] = []
     negative: list[str] = []
     in_negative = False
@@ -168,7 +221,7 @@ def request_from_parameters(text: str) -> JobRequest:
     model = params.get("Model", "")
     if model and len(model) <= L.MAX_MODEL_NAME_CHARS and re.match(L.MODEL_NAME_PATTERN, model) and ".." not in model:
         data["model"] = model  # other tools' display names (spaces etc.) keep the default model
-    return parse_request(data)
+    return parse_request(lift_lora_tags(data))
 
 
 def _from_seedgrid_chunk(text: str, parameters: str) -> PngMetadata:
@@ -189,8 +242,22 @@ def _from_seedgrid_chunk(text: str, parameters: str) -> PngMetadata:
             raise RequestError("item", exc.errors()[0].get("msg", "invalid")) from None
         if item not in request.items():
             raise RequestError("item", f"image {item.index} is not one of the request's images")
-    extra = {k: v for k, v in payload.items() if k not in ("version", "request", "item")}
-    return PngMetadata(request=request, item=item, parameters=parameters, extra=extra)
+    extra = {k: v for k, v in payload.items() if k not in RESERVED_KEYS}
+    model_hash, lora_hashes = _recorded_hashes(payload)
+    return PngMetadata(request, item, parameters, extra, model_hash, lora_hashes)
+
+
+def _recorded_hashes(payload: dict) -> tuple[str, dict[str, str]]:
+    """The seedgrid chunk's `model_hash` and `lora_hashes`; absent (older PNGs) they are empty."""
+    model_hash = payload.get("model_hash", "")
+    if not isinstance(model_hash, str) or (model_hash and not _HEX_DIGEST.fullmatch(model_hash)):
+        raise RequestError("model_hash", "is not a hex digest (1-64 hex digits)")
+    lora_hashes = payload.get("lora_hashes", {})
+    if not isinstance(lora_hashes, dict) or not all(
+        isinstance(h, str) and _HEX_DIGEST.fullmatch(h) for h in lora_hashes.values()
+    ):
+        raise RequestError("lora_hashes", "is not an object of LoRA names to hex digests")
+    return model_hash, lora_hashes
 
 
 def read_png_metadata(data: bytes | str | os.PathLike) -> PngMetadata:
@@ -215,4 +282,5 @@ def read_png_metadata(data: bytes | str | os.PathLike) -> PngMetadata:
     if not parameters.strip():
         return PngMetadata(request=None, item=None, parameters=parameters)
     request = request_from_parameters(parameters)
-    return PngMetadata(request=request, item=request.items()[0], parameters=parameters)
+    model_hash, lora_hashes = hashes_from_parameters(parameters)
+    return PngMetadata(request, request.items()[0], parameters, {}, model_hash, lora_hashes)

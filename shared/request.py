@@ -42,6 +42,28 @@ class Item(BaseModel):
     negative_prompt: str = ""
 
 
+def number_text(value: float) -> str:
+    """1 -> "1", 0.6 -> "0.6": how weights read in messages and tags."""
+    return str(int(value)) if math.isfinite(value) and float(value).is_integer() else repr(float(value))
+
+
+class LoraRef(BaseModel):
+    """A LoRA applied to every image of a job: its name (a file stem on the worker) and its weight."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+
+    name: str
+    weight: float
+
+    @model_validator(mode="after")
+    def _bounds(self) -> "LoraRef":
+        if not re.fullmatch(L.LORA_NAME_PATTERN, self.name):
+            raise ValueError(f"{self.name[:40]!r} is not a valid LoRA name")
+        if not math.isfinite(self.weight) or not (L.MIN_LORA_WEIGHT <= self.weight <= L.MAX_LORA_WEIGHT):
+            raise ValueError(f"weight {number_text(self.weight)} of {self.name!r} is out of range")
+        return self
+
+
 class JobRequest(BaseModel):
     """Everything that decides a job's images; extra fields are refused."""
 
@@ -56,6 +78,7 @@ class JobRequest(BaseModel):
     steps: int = 20
     guidance: float = 7.5
     scheduler: str = "dpm++_2m"
+    loras: list[LoraRef] = []
 
     @field_validator("model")
     @classmethod
@@ -125,6 +148,18 @@ class JobRequest(BaseModel):
             raise ValueError(f"unknown scheduler {v[:40]!r}")
         return v
 
+    @field_validator("loras")
+    @classmethod
+    def _loras(cls, v: list[LoraRef]) -> list[LoraRef]:
+        if len(v) > L.MAX_LORAS:
+            raise ValueError(f"got {len(v)} LoRAs")
+        seen: set[str] = set()
+        for lora in v:
+            if lora.name in seen:
+                raise ValueError(f"{lora.name!r} is listed twice")
+            seen.add(lora.name)
+        return v
+
     @model_validator(mode="after")
     def _items(self) -> "JobRequest":
         n = len(self.prompts) * len(self.seeds)
@@ -141,8 +176,12 @@ class JobRequest(BaseModel):
         ]
 
     def batch_key(self) -> str:
-        """Jobs with equal keys can share one GPU batch: all settings but prompts, seeds and negative prompt."""
+        """Jobs with equal keys can share one GPU batch: all settings but prompts, seeds and negative prompt.
+
+        LoRAs, in name order, extend the key only when there are some: a request without keeps its old key."""
         shared = f"{self.model}|{self.width}x{self.height}|{self.steps}|{self.scheduler}|{float(self.guidance)!r}"
+        for lora in sorted(self.loras, key=lambda lora: lora.name):
+            shared += f"|{lora.name}:{float(lora.weight)!r}"
         return hashlib.sha256(shared.encode()).hexdigest()[:20]
 
 
@@ -161,8 +200,24 @@ def parse_request(data: Any) -> JobRequest:
         if not loc and msg.startswith("items: "):
             raise RequestError("items", msg.removeprefix("items: ")) from None
         field = loc[0] if loc else "request"
+        if field == "loras" and len(loc) > 1:
+            raise RequestError(field, _lora_problem(err, loc)) from None
         if err.get("type") == "extra_forbidden":
             raise RequestError(field, "is not a request field") from None
         if err.get("type") == "missing":
             raise RequestError(field, "is required") from None
         raise RequestError(field, msg) from None
+
+
+def _lora_problem(err: Any, loc: list[str]) -> str:
+    """The problem of one entry of `loras`, which the entry's own validator may have worded."""
+    where = f"LoRA {int(loc[1]) + 1}"
+    msg = err.get("msg", "invalid").removeprefix("Value error, ")
+    kind = err.get("type")
+    if kind == "model_type":
+        return f"{where} is not an object with a name and a weight"
+    if kind == "extra_forbidden":
+        return f"{where}: {loc[-1][:40]!r} is not a LoRA field (name, weight)"
+    if kind == "missing":
+        return f"{where} has no {loc[-1]}"
+    return msg if len(loc) == 2 else f"{where} {loc[2]}: {msg}"

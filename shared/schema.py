@@ -39,6 +39,11 @@ BOUNDS: dict[str, dict] = {
     "steps": {"minimum": L.MIN_STEPS, "maximum": L.MAX_STEPS},
     "guidance": {"minimum": L.MIN_GUIDANCE, "maximum": L.MAX_GUIDANCE},
     "scheduler": {"enum": list(L.SCHEDULER_NAMES)},
+    "loras": {"maxItems": L.MAX_LORAS},
+}
+LORA_BOUNDS: dict[str, dict] = {
+    "name": {"minLength": 1, "maxLength": L.MAX_LORA_NAME_CHARS, "pattern": L.LORA_NAME_PATTERN},
+    "weight": {"minimum": L.MIN_LORA_WEIGHT, "maximum": L.MAX_LORA_WEIGHT},
 }
 
 
@@ -51,8 +56,11 @@ def request_schema() -> dict:
     for name, prop in properties.items():
         prop.update(BOUNDS[name])
         prop["description"] = L.FIELD_RULES[name]
+    for name, prop in schema["$defs"]["LoraRef"]["properties"].items():
+        prop.update(LORA_BOUNDS[name])
     schema["description"] += (
-        f" At most {L.MAX_ITEMS} images (prompts x seeds) per job; text must be valid UTF-8 (no lone surrogates)."
+        f" At most {L.MAX_ITEMS} images (prompts x seeds) per job; text must be valid UTF-8 (no lone surrogates);"
+        " no LoRA name twice."
     )
     return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}
 

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
         "make no progress before the worker stops advertising itself and gives up its jobs' leases)",
     )
     max_batch: int = Field(8, ge=1, le=256, description="a whole number from 1 to 256")
+    # How many turns in a row a worker of several models gives its loaded model's queue while other models'
+    # jobs wait; 0: no preference, the models' queues are read in turn (kombu's round robin), for comparisons.
+    model_streak: int = Field(8, ge=0, le=1000, description="a whole number from 0 to 1000")
     merge: bool = Field(True, description="1 or 0 (true or false)")
 
 

@@ -3,6 +3,7 @@
 
 import ast
 import base64
+import hashlib
 import importlib.util
 import io
 import json
@@ -21,7 +22,7 @@ from seedgrid.shared.job import JobState
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.redis_conn import connect
-from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.request import JobRequest, LoraRef, RequestError, parse_request
 from seedgrid.shared.schema import REGENERATE, SCHEMA_FILE, request_schema, schema_text
 from seedgrid.worker.job_runner import run_job
 from seedgrid.worker.runtime import WorkerRuntime
@@ -83,6 +84,31 @@ def test_the_schema_bounds_are_the_bounds_the_validators_check():
     assert all(accepted(scheduler=s) for s in props["scheduler"]["enum"]) and not accepted(scheduler="turbo")
     assert props["scheduler"]["default"] in props["scheduler"]["enum"]
     assert not accepted(bogus=1) and request_schema()["additionalProperties"] is False
+
+
+def test_the_lora_schema_bounds_are_the_bounds_the_validators_check():
+    schema = request_schema()
+    lora = schema["$defs"]["LoraRef"]["properties"]
+    name, weight = lora["name"], lora["weight"]
+    at_most = schema["properties"]["loras"]["maxItems"]
+    many = [{"name": f"l{i}", "weight": 1} for i in range(at_most + 1)]
+    assert accepted(loras=many[:at_most]) and not accepted(loras=many)
+    assert accepted(loras=[{"name": "n" * name["maxLength"], "weight": weight["minimum"]}])
+    assert not accepted(loras=[{"name": "n" * (name["maxLength"] + 1), "weight": 1}])
+    assert accepted(loras=[{"name": "a", "weight": weight["maximum"]}])
+    assert not accepted(loras=[{"name": "a", "weight": weight["maximum"] + 0.01}])
+    assert not accepted(loras=[{"name": "a", "weight": weight["minimum"] - 0.01}])
+    assert not accepted(loras=[{"name": "sub/dir", "weight": 1}]) and not accepted(loras=[{"name": "", "weight": 1}])
+    assert schema["$defs"]["LoraRef"]["additionalProperties"] is False
+
+
+def test_the_documented_batch_key_with_loras():
+    base = JobRequest(prompts=["a"], seeds=[0], guidance=7.0)
+    loras = [LoraRef(name="style", weight=0.8), LoraRef(name="detail", weight=1)]
+    documented = "tiny|512x512|20|dpm++_2m|7.0|detail:1.0|style:0.8"
+    key = hashlib.sha256(documented.encode()).hexdigest()[:20]
+    assert base.model_copy(update={"loras": loras}).batch_key() == key
+    assert base.batch_key() == hashlib.sha256(b"tiny|512x512|20|dpm++_2m|7.0").hexdigest()[:20]
 
 
 # -- a job sent with plain Celery, as the example does

@@ -86,7 +86,7 @@ def test_an_sdxl_single_file_in_the_original_layout_loads_with_a_local_config(xl
 
     # As `seedgrid worker --model FILE --config DIR` loads it (the Redis URL is not used before jobs come).
     runtime = WorkerRuntime.load("redis://127.0.0.1:1/0", str(checkpoint), "cpu", config=str(xl_folder))
-    loaded = runtime.engine.pipeline
+    loaded = runtime.engine.engine_for("my_sdxl_checkpoint").pipeline  # type: ignore[attr-defined]
     assert isinstance(loaded, StableDiffusionXLPipeline) and runtime.info().family == "sdxl"
     for part in ("unet", "vae", "text_encoder", "text_encoder_2"):
         want, got = getattr(pipeline, part).state_dict(), getattr(loaded, part).state_dict()

@@ -70,6 +70,19 @@ VALID = {
     "steps": st.integers(L.MIN_STEPS, L.MAX_STEPS),
     "guidance": st.one_of(st.floats(L.MIN_GUIDANCE, L.MAX_GUIDANCE), st.integers(0, 30)),
     "scheduler": st.sampled_from(L.SCHEDULER_NAMES),
+    "loras": st.lists(
+        st.fixed_dictionaries(
+            {
+                "name": st.from_regex(L.LORA_NAME_PATTERN, fullmatch=True),
+                "weight": st.one_of(
+                    st.floats(L.MIN_LORA_WEIGHT, L.MAX_LORA_WEIGHT),
+                    st.integers(int(L.MIN_LORA_WEIGHT), int(L.MAX_LORA_WEIGHT)),
+                ),
+            }
+        ),
+        max_size=L.MAX_LORAS,
+        unique_by=lambda lora: lora["name"],
+    ),
 }
 assert set(VALID) == set(FIELDS)
 extra_keys = st.text(chars, min_size=0, max_size=12).filter(lambda k: k not in FIELDS)
@@ -134,9 +147,14 @@ def assert_within_limits(req: JobRequest, data: dict) -> None:
     assert len(items) == len(req.prompts) * len(req.seeds) <= L.MAX_ITEMS
     for n, item in enumerate(items):
         assert (item.index, item.prompt, item.seed) == (n, req.prompts[item.row], req.seeds[item.col])
+    assert len(req.loras) <= L.MAX_LORAS and len({lora.name for lora in req.loras}) == len(req.loras)
+    for lora in req.loras:
+        assert re.fullmatch(L.LORA_NAME_PATTERN, lora.name) and isinstance(lora.weight, float)
+        assert math.isfinite(lora.weight) and L.MIN_LORA_WEIGHT <= lora.weight <= L.MAX_LORA_WEIGHT
     # Nothing was coerced or dropped: every field is what was sent, or its default.
+    dumped = req.model_dump()
     for name in FIELDS:
-        assert getattr(req, name) == data.get(name, DEFAULTS.get(name)), name
+        assert dumped[name] == data.get(name, DEFAULTS.get(name)), name
 
 
 @settings(max_examples=400, deadline=None)
@@ -222,6 +240,7 @@ SMALL_VALID = {
     "model": st.sampled_from(["tiny", "tiny", "someone/else"]),
     "scheduler": st.sampled_from(L.SCHEDULER_NAMES),
     "negative_prompt": st.text(max_size=20),
+    "loras": st.just([]),  # the tiny worker has no LoRA files
 }
 raw_scalars = st.one_of(st.none(), st.booleans(), ints, floats, texts)  # JSON can carry them all
 raw_values = st.recursive(

@@ -137,12 +137,12 @@ def submitted(store: JobStore, seeds: list[int]) -> tuple[str, JobRequest]:
 def let_lapse(store: JobStore, job_id: str) -> None:
     """What the clock does to a lease nobody renews: the key expires, the set's score is in the past."""
     store.redis.pexpire(names.job_lease_key(job_id), 1)
-    store.redis.zadd(names.leases_key(SIMULATED_MODEL_NAME), {job_id: int(time.time() * 1000) - 1})
+    store.redis.zadd(names.LEASES_KEY, {job_id: int(time.time() * 1000) - 1})
     time.sleep(0.01)
 
 
 def test_a_lapsed_lease_is_taken_over_by_exactly_one_of_two_concurrent_takers(store, redis_server):
-    takers = [Leases(connect(redis_server.url, socket_timeout=10), SIMULATED_MODEL_NAME) for _ in range(2)]
+    takers = [Leases(connect(redis_server.url, socket_timeout=10)) for _ in range(2)]
     for _ in range(20):
         job_id, request = submitted(store, [1])
         assert MergePool(store.redis, store.ttl).start_own(job_id, "gone", request, turn=0)
@@ -173,14 +173,14 @@ def test_a_lapsed_lease_is_taken_over_by_exactly_one_of_two_concurrent_takers(st
 
 
 def test_a_renewed_lease_is_never_taken_over_and_a_taken_one_is_not_renewed(store):
-    leases = Leases(store.redis, SIMULATED_MODEL_NAME)
+    leases = Leases(store.redis)
     job_id, request = submitted(store, [1])
     assert MergePool(store.redis, store.ttl).start_own(job_id, "alive", request, turn=0)
     for _ in range(3):
         assert leases.renew([job_id], "alive") == []
         assert job_id not in leases.lapsed() and leases.take_over(job_id) is None
     # Even a score that says lapsed (a renewal racing the scan) is not taken while the key lives.
-    store.redis.zadd(names.leases_key(SIMULATED_MODEL_NAME), {job_id: 0})
+    store.redis.zadd(names.LEASES_KEY, {job_id: 0})
     assert leases.take_over(job_id) is None
     assert store.status(job_id).state == JobState.STARTED and store.status(job_id).worker == "alive"
     # Its worker stopped renewing: taken over once; the late renewal learns it lost the job.

@@ -162,7 +162,7 @@ def test_worker_command_is_a_valid_seedgrid_worker_command_line(compose):
     argv = shlex.split(interpolate_defaults(compose["services"]["worker"]["command"]))
     assert argv[0] == "worker"
     args = build_parser().parse_args(argv[1:])
-    assert args.model == "stable-diffusion-v1-5/stable-diffusion-v1-5"
+    assert args.models == ["stable-diffusion-v1-5/stable-diffusion-v1-5"]
     assert args.device == "cuda"
 
 

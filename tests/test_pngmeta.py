@@ -6,7 +6,7 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
 from seedgrid.shared.pngmeta import PngMetadata, encode_png, parameters_text, read_png_metadata
-from seedgrid.shared.request import JobRequest, RequestError
+from seedgrid.shared.request import JobRequest, LoraRef, RequestError
 
 
 def small_image(color=(10, 20, 30)) -> Image.Image:
@@ -104,7 +104,7 @@ def test_reads_a1111_png_from_another_tool():
     meta = read_png_metadata(png_with_text(parameters=text))
     assert meta.request == JobRequest(
         model="v1-5-pruned-emaonly",
-        prompts=["masterpiece, a castle\non a hill, <lora:style:0.8>"],
+        prompts=["masterpiece, a castle\non a hill"],
         seeds=[3141592653],
         negative_prompt="lowres, bad hands\nworst quality",
         width=768,
@@ -112,8 +112,10 @@ def test_reads_a1111_png_from_another_tool():
         steps=28,
         guidance=5.5,
         scheduler="euler_a",
+        loras=[LoraRef(name="style", weight=0.8)],
     )
     assert meta.item.seed == 3141592653
+    assert (meta.model_hash, meta.lora_hashes) == ("6ce0161689", {"style": "1a2b3c", "other": "4d5e6f"})
     assert meta.parameters == text
 
 

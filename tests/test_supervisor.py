@@ -87,6 +87,12 @@ def test_children_get_the_worker_options_but_not_those_set_per_child():
             "all",
             "--model",
             "tiny",
+            "--model",
+            "tiny-xl",
+            "--models",
+            "/srv/models",
+            "--keep",
+            "1",
             "--name",
             "box",
             "--device",
@@ -110,6 +116,12 @@ def test_children_get_the_worker_options_but_not_those_set_per_child():
     assert forwarded == [
         "--model",
         "tiny",
+        "--model",
+        "tiny-xl",
+        "--models",
+        "/srv/models",
+        "--keep",
+        "1",
         "--vae",
         "v",
         "--max-batch",
@@ -125,7 +137,7 @@ def test_children_get_the_worker_options_but_not_those_set_per_child():
         "warning",
     ]
     again = parser.parse_args(forwarded)
-    for dest in ("model", "vae", "max_batch", "turn_images", "merge", "speedups", "loglevel"):
+    for dest in ("models", "models_dir", "keep", "vae", "max_batch", "turn_images", "merge", "speedups", "loglevel"):
         assert getattr(again, dest) == getattr(args, dest)
     assert again.gpus is None and again.name is None
 

@@ -15,10 +15,26 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     settings = get_settings()
     parser.add_argument(
         "--model",
-        default=settings.model,
+        action="append",
+        dest="models",
+        metavar="MODEL",
         help="'tiny', 'tiny-xl' or 'tiny-flux' (built in, SD, SDXL and Flux), a hub id such as "
-        "stable-diffusion-v1-5/stable-diffusion-v1-5, "
-        "a local diffusers folder, or a .safetensors file (default: %(default)s)",
+        "stable-diffusion-v1-5/stable-diffusion-v1-5, a local diffusers folder, or a .safetensors file; "
+        f"repeat it to serve several (default without --models: {settings.model})",
+    )
+    parser.add_argument(
+        "--models",
+        dest="models_dir",
+        metavar="DIR",
+        help="also serve every diffusers folder and .safetensors checkpoint in DIR, each by its folder or file "
+        "name; models load when a job first needs them",
+    )
+    parser.add_argument(
+        "--keep",
+        type=int,
+        metavar="N",
+        help="models kept loaded at once; the least recently used makes room (parked in CPU memory when RAM "
+        "allows, else unloaded). Default 0: as many as the device's free memory takes",
     )
     parser.add_argument(
         "--redis",
@@ -92,6 +108,12 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
         args = args or build_parser().parse_args(argv)
     except SettingsError as exc:
         print(f"seedgrid worker: {exc}", file=sys.stderr)
+        return 2
+    if not args.models and not args.models_dir:
+        args.models = [get_settings().model]
+    args.models = args.models or []
+    if args.keep is not None and args.keep < 0:
+        print("seedgrid worker: --keep must be at least 0 (0: as many models as memory takes)", file=sys.stderr)
         return 2
     if args.max_batch < 1:
         print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
@@ -177,11 +199,12 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
     from seedgrid.worker.tasks import EngineTask, send_generate
 
     log = logging.getLogger("seedgrid.worker")
-    log.info("loading %s on %s", args.model, args.device or "the default device")
+    described = ", ".join([*args.models, *([f"the models in {args.models_dir}"] if args.models_dir else [])])
+    log.info("loading %s on %s", described, args.device or "the default device")
     try:
         runtime = WorkerRuntime.load(
             url,
-            args.model,
+            args.models,
             args.device,
             args.vae,
             args.max_batch,
@@ -191,19 +214,21 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
             merge=args.merge,
             speedups=speedups,
             config=args.config,
+            models_dir=args.models_dir,
+            keep=args.keep or 0,
         )
     except (ValueError, OSError) as exc:
-        print(f"seedgrid worker: cannot load {args.model}: {exc}", file=sys.stderr)
+        print(f"seedgrid worker: cannot load {described}: {exc}", file=sys.stderr)
         return 2
     EngineTask.install(runtime)
     configure_celery(app, url)
+    queue_order(app, runtime)
     heartbeat = Heartbeat(runtime, url)
     heartbeat.tick()  # advertised at once; a Redis not up yet is waited for, as Celery waits for it
     heartbeat.start()
     lease_keeper = LeaseKeeper(runtime, url, send_generate)
     lease_keeper.start()
-    model = runtime.engine.model_name
-    log.info("serving %s on %s via %s", model, runtime.engine.device, redact(url))
+    log.info("serving %s on %s via %s", ", ".join(runtime.model_names), runtime.engine.device, redact(url))
     node = re.sub(r"[^A-Za-z0-9_.-]", "-", f"seedgrid-{runtime.name}")
     try:
         app.worker_main(
@@ -215,7 +240,7 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
                 "--without-gossip",
                 "--without-mingle",
                 # The default queue too, read first: a task sent there by mistake is refused at once.
-                f"--queues={DEFAULT_QUEUE},{queue_for_model(model)}",
+                "--queues=" + ",".join([DEFAULT_QUEUE, *(queue_for_model(model) for model in runtime.model_names)]),
                 f"--hostname={node}@{socket.gethostname()}",
                 f"--loglevel={args.loglevel.upper()}",
             ]
@@ -224,3 +249,17 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
         lease_keeper.stop()
         heartbeat.stop()
     return 0
+
+
+def queue_order(app, runtime) -> None:
+    """A worker of several models reads its loaded models' queues first (see worker/model_affinity.py)."""
+    from seedgrid.worker.model_affinity import CYCLE_PATH, AffinityCycle, ModelAffinity
+
+    streak = get_settings().model_streak
+    if len(runtime.model_names) < 2:
+        return
+    if streak == 0:
+        app.conf.broker_transport_options = {**app.conf.broker_transport_options, "queue_order_strategy": "round_robin"}
+        return
+    runtime.affinity = AffinityCycle.affinity = ModelAffinity(streak)
+    app.conf.broker_transport_options = {**app.conf.broker_transport_options, "queue_order_strategy": CYCLE_PATH}

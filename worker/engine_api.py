@@ -15,10 +15,14 @@ PreviewCallback = Callable[[Sequence[ItemT], int, list[Image.Image]], None]  # (
 
 
 class Engine(Protocol):
-    model_name: str
     device: str
-    schedulers: list[str]
     max_batch: int
+
+    @property
+    def model_name(self) -> str: ...
+
+    @property
+    def schedulers(self) -> list[str]: ...
 
     def check(self, request: JobRequest) -> None:
         """Refuse what this engine cannot serve (RequestError, naming the field)."""

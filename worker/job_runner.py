@@ -41,7 +41,7 @@ def run_job(
     the one of the worker's model, or of a job with no record, is refused (see docs/contract.md).
     """
     store, engine = runtime.store, runtime.engine
-    if queue and queue != queue_for_model(engine.model_name):
+    if queue and queue not in {queue_for_model(model) for model in runtime.model_names}:
         return misrouted(runtime, job_id, raw_request, queue)
     # Every call from here to the turn waits for Redis (a bounded time, then the delivery is requeued).
     current = until_redis_returns(store.status, job_id)

@@ -27,7 +27,7 @@ class LeaseKeeper(threading.Thread):
         super().__init__(name="seedgrid-leases", daemon=True)
         self.runtime = runtime
         self.redis = connect(redis_url)
-        self.leases = Leases(self.redis, runtime.engine.model_name)
+        self.leases = Leases(self.redis)
         self.send = send
         self.lost_messages = LostMessages(runtime, self.redis, send)
         self.stopped = threading.Event()
@@ -51,7 +51,7 @@ class LeaseKeeper(threading.Thread):
                 continue
             try:
                 request = json.loads(takeover.request)
-                index_queued(self.redis, job_id, self.runtime.engine.model_name, self.runtime.store.ttl)
+                index_queued(self.redis, job_id, str(request.get("model", "")), self.runtime.store.ttl)
                 self.send(job_id, request, takeover.turn, takeover.priority)
             except Exception:
                 log.exception("job %s: could not send it again; retried at the next scan", job_id)

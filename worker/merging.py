@@ -45,5 +45,6 @@ def give_back(runtime: WorkerRuntime, host_id: str, resend: Resend) -> None:
     """The host's last delivery died with other jobs in its batch: queue the unfinished ones again."""
     for job_id, raw, priority in until_redis_returns(runtime.pool.release, host_id):
         log.warning("job %s was in job %s's batch when its worker stopped; queued again", job_id, host_id)
-        until_redis_returns(index_queued, runtime.store.redis, job_id, runtime.engine.model_name, runtime.store.ttl)
+        model = str(json.loads(raw).get("model", ""))
+        until_redis_returns(index_queued, runtime.store.redis, job_id, model, runtime.store.ttl)
         until_redis_returns(resend, job_id, json.loads(raw), priority)

@@ -11,8 +11,10 @@ from seedgrid.shared.leases import HeldLeases, Leases
 from seedgrid.shared.mergepool import MergePool
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.settings import SettingsError, get_settings
-from seedgrid.shared.workers import WorkerInfo
+from seedgrid.shared.workers import ModelOffer, WorkerInfo
 from seedgrid.worker.engine_api import Engine
+from seedgrid.worker.model_affinity import ModelAffinity
+from seedgrid.worker.model_shelf import ModelShelf, offer_of
 from seedgrid.worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
 
 log = logging.getLogger(__name__)
@@ -22,7 +24,7 @@ DEFAULT_MAX_BATCH = 8
 
 @dataclass
 class WorkerRuntime:
-    engine: Engine  # a PipelineEngine, or a SimulatedEngine
+    engine: Engine  # a ModelShelf over the served models (tests give an engine of one model as is)
     store: JobStore
     name: str
     vae: str = ""
@@ -37,16 +39,17 @@ class WorkerRuntime:
     pool: MergePool = field(init=False)
     leases: Leases = field(init=False)
     held: HeldLeases = field(init=False, default_factory=HeldLeases)  # renewed by the LeaseKeeper thread
+    affinity: ModelAffinity | None = None  # with several models: which queue the worker reads first
 
     def __post_init__(self) -> None:
         self.pool = MergePool(self.store.redis, self.store.ttl)
-        self.leases = Leases(self.store.redis, self.engine.model_name)
+        self.leases = Leases(self.store.redis)
 
     @classmethod
     def load(
         cls,
         redis_url: str,
-        model: str,
+        model: str | list[str],
         device: str | None = None,
         vae: str | None = None,
         max_batch: int = DEFAULT_MAX_BATCH,
@@ -56,30 +59,30 @@ class WorkerRuntime:
         merge: bool = True,
         speedups: tuple[str, ...] = (),
         config: str | None = None,
+        models_dir: str | None = None,
+        keep: int = 0,
     ) -> "WorkerRuntime":
-        """Load the model in this process: call it in the process that runs jobs, never before a fork."""
-        engine: Engine
-        if model == SIMULATED_MODEL_NAME:
-            engine = SimulatedEngine(simulated_seconds, max_batch)
+        """Find the models (`model`: one or several, plus those in `models_dir`) and load the first in this
+        process: call it in the process that runs jobs, never before a fork. The others load when a job needs them."""
+        from seedgrid.worker.model_sources import model_sources
+
+        sources = model_sources([model] if isinstance(model, str) else model, models_dir)
+        shelf: ModelShelf
+        if sources[0].spec == SIMULATED_MODEL_NAME:
+            simulated = SimulatedEngine(simulated_seconds, max_batch)
+            shelf = ModelShelf(sources[:1], lambda _source: simulated, simulated.device, max_batch)
         else:
-            from seedgrid.worker.engine import PipelineEngine
-            from seedgrid.worker.models.loading import default_device, load_pipeline, model_display_name
-            from seedgrid.worker.speedups import apply_speedups
+            from seedgrid.worker.models.loading import default_device
+            from seedgrid.worker.pipeline_loader import PipelineLoader
+            from seedgrid.worker.shelf_room import shelf_room
 
             device = device or default_device()
-            pipeline = load_pipeline(model, device, vae, config=config)
-            apply_speedups(pipeline, speedups, device)
-            pipeline_engine = PipelineEngine(pipeline, model_display_name(model), device, max_batch=max_batch)
-            engine = pipeline_engine
-            if "compile" in speedups:
-                seconds = pipeline_engine.warm_up(batches=sorted({1, max_batch}))
-                width, height = pipeline_engine.family.default_size
-                log.info(
-                    "warm-up of the compiled UNet at %dx%d, batch 1 and %d: %.1f s", width, height, max_batch, seconds
-                )
+            loader = PipelineLoader(device, vae, config, speedups, max_batch)
+            shelf = ModelShelf(sources, loader.load, device, max_batch, shelf_room(device, keep), loader.move)
+        shelf.engine_for(shelf.model_name)
         store = JobStore(connect(redis_url))
         return cls(
-            engine=engine,
+            engine=shelf,
             store=store,
             name=name or f"{socket.gethostname()}-{os.getpid()}",
             vae=vae or "",
@@ -102,11 +105,16 @@ class WorkerRuntime:
             merge=settings.merge,
         )
 
-    @property
-    def family_name(self) -> str:
-        """The served model's family ("sd" for the simulated model)."""
+    def family_of(self, model: str) -> str:
+        """A served model's family ("sd" for the simulated model)."""
+        if isinstance(self.engine, ModelShelf):
+            return self.engine.by_name[model].offer.family
         family = getattr(self.engine, "family", None)
         return family.name if family is not None else "sd"
+
+    def turn_ran(self, model: str) -> None:
+        if self.affinity is not None and isinstance(self.engine, ModelShelf):
+            self.affinity.served(model, list(self.engine.loaded))
 
     def progressed(self) -> None:
         self.last_progress = time.monotonic()
@@ -115,25 +123,34 @@ class WorkerRuntime:
         """Busy with no progress for SEEDGRID_STUCK_SECONDS: a hung GPU loop (driver, kernel, deadlock)."""
         return self.busy and time.monotonic() - self.last_progress > get_settings().stuck_seconds
 
+    @property
+    def model_names(self) -> list[str]:
+        """Every model this worker serves; the first is the one it loads at start."""
+        return list(getattr(self.engine, "model_names", [self.engine.model_name]))
+
     def info(self) -> WorkerInfo:
         if self.device_description is None:
             self.device_description = describe_device(self.engine.device)
         device_name, memory_gb = self.device_description
-        # A PipelineEngine's family, defaults and what it takes; the simulated model keeps WorkerInfo's (SD's).
-        family_info = getattr(self.engine, "family_info", None)
-        takes = family_info() if family_info else {}
+        if isinstance(self.engine, ModelShelf):
+            offers, loads = self.engine.offers(), self.engine.loads
+        else:  # an engine given as is (tests): one model, loaded
+            offers, loads = [offer_of(self.engine, ModelOffer(name=self.engine.model_name, schedulers=[]))], 1
+        first = offers[0]
         return WorkerInfo(
             name=self.name,
             host=socket.gethostname(),
             pid=os.getpid(),
-            model=self.engine.model_name,
+            model=first.name,
             device=self.engine.device,
             device_name=device_name,
             device_memory_gb=memory_gb,
             vae=self.vae,
-            schedulers=self.engine.schedulers,
             max_batch=self.engine.max_batch,
-            **takes,
+            # The first model's family, defaults and schedulers, as older clients read them.
+            **first.model_dump(exclude={"name", "loaded", "model_hash"}),
+            models=offers,
+            model_loads=loads,
             busy=self.busy,
             current_job=self.current_job,
             jobs_done=self.jobs_done,

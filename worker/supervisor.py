@@ -94,6 +94,9 @@ def forwarded_worker_args(args: argparse.Namespace, parser: argparse.ArgumentPar
         if action.nargs == 0:  # a flag such as --no-merge: given when its value is not the default
             if value is not None and value != action.default:
                 argv.append(option)
+        elif isinstance(value, list):  # a repeated option such as --model
+            for each in value:
+                argv += [option, str(each)]
         elif value not in (None, ""):
             argv += [option, str(value)]
     return argv

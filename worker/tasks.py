@@ -65,6 +65,7 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
         """A job merged into this one's batch on a worker that died goes back to its model's queue."""
         send_generate(other_id, other_request, 0, priority, task_id=other_id)
 
+    model = request.get("model") if isinstance(request, dict) else None
     try:
         return run_job(
             self.runtime,
@@ -79,3 +80,6 @@ def generate(self: EngineTask, job_id: str, request: object, turn: int = 0) -> d
         # Redis stayed away longer than the runner waits: the delivery is not acknowledged but put back
         # (or, if Redis is still away, left to the visibility timeout), and the job's lease lapses.
         raise Reject(f"Redis unreachable: {exc}", requeue=True) from exc
+    finally:
+        if isinstance(model, str):
+            self.runtime.turn_ran(model)

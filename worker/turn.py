@@ -99,7 +99,7 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
                 job.request,
                 item,
                 extra={"job_id": job.job_id, "worker": runtime.name, "vae": runtime.vae},
-                family=runtime.family_name,
+                family=runtime.family_of(job.request.model),
             )
             until_redis_returns(store.store_image, record, png)
             job.images_done += 1

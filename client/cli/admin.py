@@ -1,4 +1,4 @@
-"""`seedgrid workers`, `jobs`, `cancel` and `redis`: look at and steer a running system."""
+"""`seedgrid workers`, `models`, `jobs`, `cancel` and `redis`: look at and steer a running system."""
 
 import argparse
 import signal
@@ -8,6 +8,7 @@ import time
 from seedgrid.client.api import SeedgridClient
 from seedgrid.shared.embedded_redis import EmbeddedRedis, RedisUnavailable, join_hint, password_problem
 from seedgrid.shared.settings import get_settings
+from seedgrid.shared.workers import serving
 
 
 def add_parsers(subparsers) -> None:
@@ -16,6 +17,9 @@ def add_parsers(subparsers) -> None:
     p = subparsers.add_parser("workers", help="list online workers and the models they serve")
     p.add_argument("--redis", default=url, help=redis_help)
     p.set_defaults(run=list_workers, needs_redis=True)
+    p = subparsers.add_parser("models", help="list the models online workers serve, loaded ones first")
+    p.add_argument("--redis", default=url, help=redis_help)
+    p.set_defaults(run=list_models, needs_redis=True)
     p = subparsers.add_parser("jobs", help="list this client's jobs, newest first")
     p.add_argument("--redis", default=url, help=redis_help)
     p.add_argument("--limit", type=int, default=20)
@@ -51,7 +55,30 @@ def list_workers(args: argparse.Namespace) -> int:
         state = f"busy ({w.current_job[:8]})" if w.busy else "idle"
         device = f"{w.device_name} {w.device_memory_gb:.1f} GB"
         batch = f"batch<={w.max_batch}"
-        print(f"{w.name:28} {w.host:16} {device:28} {w.model:40} {batch:8} {state:16} done {w.jobs_done}")
+        print(f"{w.name:28} {w.host:16} {device:28} {w.models_label():40} {batch:8} {state:16} done {w.jobs_done}")
+        if w.memory_plan:
+            print(f"{'':28} memory: {w.memory_plan}")
+        if w.loras:
+            print(f"{'':28} LoRAs: {', '.join(w.loras)}")
+    print("* loaded now (a worker of several models loads the others when a job needs them)")
+    return 0
+
+
+def list_models(args: argparse.Namespace) -> int:
+    with SeedgridClient(args.redis) as client:
+        workers = client.workers()
+    offered = serving(workers)
+    if not offered:
+        print("no online workers")
+        return 0
+    print(f"{'MODEL':40} {'FAMILY':7} {'LOADED ON':24} {'SERVED BY':10} DEFAULTS")
+    for name, offer in offered.items():
+        loaded_on = ", ".join(w.name for w in workers if w.has_loaded(name)) or "-"
+        served_by = sum(1 for w in workers if w.serves(name))
+        defaults = f"{offer.default_width}x{offer.default_height}, {offer.default_steps} steps"
+        print(f"{name:40} {offer.family:7} {loaded_on:24} {served_by:<10} {defaults}")
+    loras = sorted({lora for w in workers for lora in w.loras})
+    print(f"LoRAs: {', '.join(loras) if loras else 'none (a worker allows them with --loras DIR)'}")
     return 0
 
 

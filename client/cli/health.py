@@ -49,5 +49,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"seedgrid health: worker {args.worker!r} sent a heartbeat this version cannot read", file=sys.stderr)
         return 1
     state = f"busy with job {info.current_job}" if info.busy else "idle"
-    print(f"{info.name}: online, {state}, serving {info.model} on {info.device}, {info.jobs_done} jobs done")
+    models = info.models_label()
+    print(f"{info.name}: online, {state}, serving {models} on {info.device}, {info.jobs_done} jobs done")
     return 0

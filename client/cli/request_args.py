@@ -5,9 +5,10 @@ from pathlib import Path
 
 from seedgrid.shared import limits as L
 from seedgrid.shared.dynamic_prompts import MAX_EXPANSIONS, expand_prompts
+from seedgrid.shared.lora_syntax import lift_lora_tags, lora_from_spec
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
-from seedgrid.shared.workers import WorkerInfo
+from seedgrid.shared.workers import ModelOffer
 
 # request field -> the option that sets it, so errors name what the user typed
 OPTION_FOR_FIELD = {
@@ -21,6 +22,7 @@ OPTION_FOR_FIELD = {
     "guidance": "--guidance",
     "negative_prompt": "--negative",
     "model": "--model",
+    "loras": "--lora",
     "items": "--prompt x --seeds",
 }
 # Options that, left out, take the served model's defaults (its family's), else the contract's (SD's).
@@ -61,13 +63,22 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--guidance", type=float, help=f"{L.FIELD_RULES['guidance']} (default: {served}; SD: 7.5)")
     parser.add_argument("--negative", default="", help="negative prompt")
     parser.add_argument("--model", default="tiny", help="a model an online worker serves (default: tiny)")
+    parser.add_argument(
+        "--lora",
+        dest="loras",
+        action="append",
+        default=[],
+        metavar="NAME[:WEIGHT]",
+        help="a LoRA the worker has, applied to every image (repeatable; weight 1 when left out; "
+        f"<lora:NAME:WEIGHT> in a prompt does the same): {L.FIELD_RULES['loras']}",
+    )
 
 
 def defaults_left_out(args: argparse.Namespace) -> bool:
     return any(getattr(args, name) is None for name in SERVED_DEFAULTS)
 
 
-def served_defaults(served: WorkerInfo | None) -> dict:
+def served_defaults(served: ModelOffer | None) -> dict:
     """The request fields a worker serving the model advertises as defaults; the contract's without one."""
     fields = JobRequest.model_fields
     if served is None:
@@ -82,7 +93,7 @@ def served_defaults(served: WorkerInfo | None) -> dict:
     }
 
 
-def request_from_args(args: argparse.Namespace, served: WorkerInfo | None = None) -> JobRequest:
+def request_from_args(args: argparse.Namespace, served: ModelOffer | None = None) -> JobRequest:
     """Build the request, or raise a RequestError whose message names the option.
 
     Options left out take the defaults `served` (a worker serving the model) advertises.
@@ -93,14 +104,15 @@ def request_from_args(args: argparse.Namespace, served: WorkerInfo | None = None
             [args.prompt, *args.more_prompts], samples=args.prompt_samples, seed=seeds[0], wildcards=args.wildcards
         )
         given = {name: getattr(args, name) for name in SERVED_DEFAULTS if getattr(args, name) is not None}
-        return parse_request(
-            {
-                "model": args.model,
-                "prompts": prompts,
-                "seeds": seeds,
-                "negative_prompt": args.negative,
-                **(served_defaults(served) | given),
-            }
-        )
+        loras = [lora_from_spec(spec).model_dump() for spec in args.loras]
+        data = {
+            "model": args.model,
+            "prompts": prompts,
+            "seeds": seeds,
+            "negative_prompt": args.negative,
+            "loras": loras,
+            **(served_defaults(served) | given),
+        }
+        return parse_request(lift_lora_tags(data))
     except RequestError as exc:
         raise RequestError(exc.field, exc.problem, label=OPTION_FOR_FIELD.get(exc.field)) from None

@@ -76,7 +76,7 @@ def estimate_queue(
         running = [s for s in mine if s.state in STARTED]
         queued = sorted((s for s in mine if s.state == JobState.QUEUED), key=lambda s: (s.priority, s.submitted_at))
         rate = throughput.per_worker(model, running, now)
-        served_by = max(1, sum(1 for w in workers if w.model == model))
+        served_by = max(1, sum(1 for w in workers if w.serves(model)))
         left = [s.images_total * (1 - s.progress) for s in running]
         for s, images in zip(running, left, strict=True):
             estimates[s.job_id] = QueueEstimate(0, s.started_at or None, now + images / rate if rate else None)

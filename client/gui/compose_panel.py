@@ -27,7 +27,7 @@ from seedgrid.shared import limits as L
 from seedgrid.shared.family_rules import FAMILY_LABELS, check_family
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
-from seedgrid.shared.workers import WorkerInfo
+from seedgrid.shared.workers import ModelOffer
 
 ERROR_STYLE = "color: #c62828;"
 # A valid value for each field, put in place of a refused one so the contract reports the next field too.
@@ -72,7 +72,7 @@ class ComposePanel(QWidget):
         self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
         self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
         self.errors: dict[str, QLabel] = {}
-        self._served: dict[str, WorkerInfo] = {}  # model -> what a worker serving it advertises
+        self._served: dict[str, ModelOffer] = {}  # model -> what a worker serving it advertises
         self._families: dict[str, dict[str, Any]] = {}  # model -> its FAMILY_FIELDS
         self._followed: dict[str, Any] | None = None  # the FAMILY_FIELDS the controls follow now
         # The defaults last applied (SD's until a worker says otherwise): a box still at its default takes
@@ -164,7 +164,7 @@ class ComposePanel(QWidget):
             label.clear()
             label.setVisible(False)
 
-    def set_served_models(self, served: dict[str, WorkerInfo]) -> None:
+    def set_served_models(self, served: dict[str, ModelOffer]) -> None:
         """Model name -> what a worker serving it advertises (WorkersModel.serving())."""
         families = {model: worker.model_dump(include=FAMILY_FIELDS) for model, worker in served.items()}
         self._served = served
@@ -201,7 +201,7 @@ class ComposePanel(QWidget):
         self.errors["model"].setVisible(False)
         self._follow_family(served)
 
-    def _follow_family(self, served: WorkerInfo) -> None:
+    def _follow_family(self, served: ModelOffer) -> None:
         """Switch the controls to what the served model takes; values the user changed stay."""
         followed = served.model_dump(include=FAMILY_FIELDS)
         if followed == self._followed:

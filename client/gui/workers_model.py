@@ -3,7 +3,7 @@
 from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 
 from seedgrid.client.gui.table_model import RowsTableModel
-from seedgrid.shared.workers import WorkerInfo, served_models
+from seedgrid.shared.workers import ModelOffer, WorkerInfo, served_models, serving
 
 
 class WorkersModel(RowsTableModel):
@@ -21,7 +21,7 @@ class WorkersModel(RowsTableModel):
             "worker": w.name,
             "host": w.host,
             "device": f"{w.device_name or w.device} ({w.device_memory_gb:g} GB)",
-            "model": w.model,
+            "model": w.models_label(),
             "state": "busy" if w.busy else "idle",
             "done": str(w.jobs_done),
         }[self.columns[index.column()]]
@@ -37,9 +37,6 @@ class WorkersModel(RowsTableModel):
         """Model name -> schedulers, over all online workers."""
         return served_models(self.rows)
 
-    def serving(self) -> dict[str, WorkerInfo]:
-        """Model name -> what the first online worker serving it advertises (family, defaults, schedulers)."""
-        served: dict[str, WorkerInfo] = {}
-        for worker in self.rows:
-            served.setdefault(worker.model, worker)
-        return served
+    def serving(self) -> dict[str, ModelOffer]:
+        """Model name -> what an online worker serving it advertises (family, defaults, schedulers); loaded first."""
+        return serving(self.rows)

@@ -46,11 +46,12 @@ class FluxFamily(Family):
         if vae.dtype == torch.float16 and vae.config.get("force_upcast", True):
             vae.to(torch.float32)
 
+    # pipeline None: a model not loaded yet, advertised with dev's defaults until it has loaded.
     def default_steps(self, pipeline) -> int:
-        return 4 if is_schnell(pipeline) else 28
+        return 4 if pipeline is not None and is_schnell(pipeline) else 28
 
     def default_guidance(self, pipeline) -> float:
-        return 0.0 if is_schnell(pipeline) else 3.5
+        return 0.0 if pipeline is not None and is_schnell(pipeline) else 3.5
 
     def call_arguments(self, pipe, request, batch) -> dict[str, Any]:
         return {
