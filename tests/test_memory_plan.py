@@ -123,3 +123,18 @@ def test_offload_on_cpu_is_refused(mode):
     with pytest.raises(ValueError, match=f"--memory {mode}: .*CPU"):
         apply_plan(pipeline, MemoryPlan(mode, True, mode), "cpu")
     assert pipeline.vae.use_tiling is False  # refused before anything changed
+
+
+def test_worker_refuses_an_offload_mode_on_the_cpu_in_one_line_before_loading(capsys):
+    from seedgrid.worker.cli import main
+
+    assert main(["--memory", "model-offload", "--device", "cpu", "--redis", "redis://127.0.0.1:1/0"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["seedgrid worker: --memory model-offload offloads to a GPU: it needs --device cuda"]
+
+
+def test_the_loaded_model_reports_its_memory_plan_in_the_heartbeat():
+    from seedgrid.worker.runtime import WorkerRuntime
+
+    runtime = WorkerRuntime.load("redis://127.0.0.1:1/0", "tiny", "cpu", memory="auto")
+    assert runtime.info().memory_plan.startswith("full: not a CUDA device")

@@ -8,6 +8,7 @@ import sys
 
 from seedgrid.shared.names import DEFAULT_QUEUE, queue_for_model
 from seedgrid.shared.settings import SettingsError, get_settings
+from seedgrid.worker.memory_plan import MEMORY_MODES
 
 
 def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.ArgumentParser:
@@ -57,6 +58,14 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         metavar="DIR",
         help="for a single .safetensors --model: a diffusers folder of its family (e.g. a saved "
         "stabilityai/stable-diffusion-xl-base-1.0) whose configs it is loaded with, instead of the hub's",
+    )
+    parser.add_argument(
+        "--memory",
+        choices=MEMORY_MODES,
+        default="auto",
+        help="how a model sits in GPU memory: full (all of it on the GPU), model-offload (each part moved to the "
+        "GPU when it runs: for 8 GB cards and SDXL), sequential-offload (layer by layer: slowest, least memory); "
+        "auto (the default) chooses per model from the free GPU memory and the model's size, and prints why",
     )
     parser.add_argument(
         "--max-batch", type=int, default=settings.max_batch, help="largest batch tried (halved on out of memory)"
@@ -114,6 +123,9 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     args.models = args.models or []
     if args.keep is not None and args.keep < 0:
         print("seedgrid worker: --keep must be at least 0 (0: as many models as memory takes)", file=sys.stderr)
+        return 2
+    if args.memory not in ("auto", "full") and args.device == "cpu":
+        print(f"seedgrid worker: --memory {args.memory} offloads to a GPU: it needs --device cuda", file=sys.stderr)
         return 2
     if args.max_batch < 1:
         print("seedgrid worker: --max-batch must be at least 1", file=sys.stderr)
@@ -216,6 +228,7 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
             config=args.config,
             models_dir=args.models_dir,
             keep=args.keep or 0,
+            memory=args.memory,
         )
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {described}: {exc}", file=sys.stderr)

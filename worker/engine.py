@@ -16,6 +16,7 @@ from seedgrid.worker.cancel import JobCancelled
 from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, StepCallback
 from seedgrid.worker.families import family_of
 from seedgrid.worker.memory import BatchLimits, OutOfMemory, is_out_of_memory, release_memory
+from seedgrid.worker.memory_plan import MemoryPlan
 from seedgrid.worker.preview import latents_to_rgb, preview_interval
 from seedgrid.worker.schedulers import compatible_scheduler_names, make_scheduler
 
@@ -41,6 +42,7 @@ class PipelineEngine:
         self.schedulers = compatible_scheduler_names(pipeline.scheduler, self.family.schedulers)
         self.preview_every: int | None = None  # steps between previews; None: preview_interval(steps); 0: none
         self._vae_float32 = None
+        self.memory_plan = MemoryPlan("full", False, f"full: on {device}")  # how it sits in memory; set by its loader
 
     def check(self, request: JobRequest) -> None:
         """Refuse what this engine cannot serve, naming the field."""

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from seedgrid.worker.engine import PipelineEngine
 from seedgrid.worker.engine_api import Engine
 from seedgrid.worker.model_shelf import ModelSource
-from seedgrid.worker.models.loading import load_pipeline
+from seedgrid.worker.models.loading import load_placed
 from seedgrid.worker.speedups import apply_speedups
 
 log = logging.getLogger(__name__)
@@ -19,6 +19,7 @@ class PipelineLoader:
     config: str | None = None  # for single .safetensors files of the first loaded model's family
     speedups: tuple[str, ...] = ()
     max_batch: int = 8
+    memory: str = "auto"  # see MEMORY_MODES
     family: str = ""  # the first loaded model's
 
     def load(self, source: ModelSource) -> Engine:
@@ -27,9 +28,10 @@ class PipelineLoader:
         config = self.config if same_family and source.spec.lower().endswith(".safetensors") else None
         if self.vae and not same_family:
             log.info("model %s is a %s model: loaded with its own VAE, not --vae", source.name, source.offer.family)
-        pipeline = load_pipeline(source.spec, self.device, vae, config=config)
+        pipeline, plan = load_placed(source.spec, self.device, vae, config=config, memory=self.memory)
         apply_speedups(pipeline, self.speedups, self.device)
         engine = PipelineEngine(pipeline, source.name, self.device, max_batch=self.max_batch)
+        engine.memory_plan = plan
         self.family = self.family or engine.family.name
         if "compile" in self.speedups:
             seconds = engine.warm_up(batches=sorted({1, self.max_batch}))
@@ -45,6 +47,6 @@ class PipelineLoader:
         return engine
 
     def move(self, engine: Engine, device: str) -> None:
-        """Park a model's modules in CPU memory, or bring them back to the device."""
-        if isinstance(engine, PipelineEngine):
+        """Park a model's modules in CPU memory, or bring them back to the device (an offloaded model stays as is)."""
+        if isinstance(engine, PipelineEngine) and engine.memory_plan.mode == "full":
             engine.pipeline.to(device)

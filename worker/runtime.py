@@ -61,6 +61,7 @@ class WorkerRuntime:
         config: str | None = None,
         models_dir: str | None = None,
         keep: int = 0,
+        memory: str = "auto",
     ) -> "WorkerRuntime":
         """Find the models (`model`: one or several, plus those in `models_dir`) and load the first in this
         process: call it in the process that runs jobs, never before a fork. The others load when a job needs them."""
@@ -77,7 +78,7 @@ class WorkerRuntime:
             from seedgrid.worker.shelf_room import shelf_room
 
             device = device or default_device()
-            loader = PipelineLoader(device, vae, config, speedups, max_batch)
+            loader = PipelineLoader(device, vae, config, speedups, max_batch, memory)
             shelf = ModelShelf(sources, loader.load, device, max_batch, shelf_room(device, keep), loader.move)
         shelf.engine_for(shelf.model_name)
         store = JobStore(connect(redis_url))
@@ -128,6 +129,12 @@ class WorkerRuntime:
         """Every model this worker serves; the first is the one it loads at start."""
         return list(getattr(self.engine, "model_names", [self.engine.model_name]))
 
+    def memory_plans(self) -> str:
+        """How the loaded models sit in memory, with why (PipelineEngines only)."""
+        engines = self.engine.loaded.items() if isinstance(self.engine, ModelShelf) else []
+        plans = [(name, plan.reason) for name, engine in engines if (plan := getattr(engine, "memory_plan", None))]
+        return "; ".join(f"{name}: {reason}" if len(plans) > 1 else reason for name, reason in plans)
+
     def info(self) -> WorkerInfo:
         if self.device_description is None:
             self.device_description = describe_device(self.engine.device)
@@ -151,6 +158,7 @@ class WorkerRuntime:
             **first.model_dump(exclude={"name", "loaded", "model_hash"}),
             models=offers,
             model_loads=loads,
+            memory_plan=self.memory_plans(),
             busy=self.busy,
             current_job=self.current_job,
             jobs_done=self.jobs_done,

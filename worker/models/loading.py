@@ -8,6 +8,7 @@ from diffusers import AutoencoderKL, DiffusionPipeline
 from diffusers.models.attention_processor import AttnProcessor2_0
 
 from seedgrid.worker.families import family_named, family_of
+from seedgrid.worker.memory_plan import MemoryPlan, apply_plan, choose_plan, gpu_free_bytes, model_size
 from seedgrid.worker.models.detect import detect_family
 from seedgrid.worker.models.tiny import TINY_MODEL_NAME, build_tiny_pipeline
 from seedgrid.worker.models.tiny_flux import TINY_FLUX_MODEL_NAME, build_tiny_flux_pipeline
@@ -53,6 +54,18 @@ def load_pipeline(
     `dtype` defaults to dtype_for(device, the model's family); `config` is a diffusers folder with the configs a single
     .safetensors file is loaded with (default: diffusers finds its family's configs on the hub).
     """
+    return load_placed(model, device, vae, dtype, config)[0]
+
+
+def load_placed(
+    model: str,
+    device: str,
+    vae: str | None = None,
+    dtype: torch.dtype | None = None,
+    config: str | None = None,
+    memory: str = "full",
+) -> tuple[DiffusionPipeline, MemoryPlan]:
+    """load_pipeline, placed on `device` as `memory` (see MEMORY_MODES) says: all of it, or offloaded to the CPU."""
     if model in BUILT_IN:
         dtype = dtype or dtype_for(device, BUILT_IN_FAMILIES[model])
         pipeline = BUILT_IN[model]()
@@ -66,13 +79,15 @@ def load_pipeline(
     family = family_of(pipeline)
     family.prepare(pipeline)
     pipeline.set_progress_bar_config(disable=True)
-    pipeline = pipeline.to(device)
+    plan = choose_plan(memory, gpu_free_bytes(device), model_size(pipeline), family.name)
+    log.info("memory: %s", plan.reason)
+    pipeline = apply_plan(pipeline, plan, device)
     if device.startswith("cuda"):
         torch.backends.cuda.matmul.allow_tf32 = True
         torch.backends.cudnn.allow_tf32 = True
         if hasattr(pipeline, "unet"):  # Flux's transformer has its own SDPA attention
             pipeline.unet.set_attn_processor(AttnProcessor2_0())
-    return pipeline
+    return pipeline, plan
 
 
 def _refuse_pickle(path: Path) -> None:
