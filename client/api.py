@@ -13,6 +13,7 @@ from seedgrid.shared.celery_config import make_celery
 from seedgrid.shared.family_rules import check_family
 from seedgrid.shared.job import ImageRecord, JobStatus
 from seedgrid.shared.jobstore import JobStore
+from seedgrid.shared.lora_syntax import lift_lora_tags
 from seedgrid.shared.names import PRIORITIES, TASK_GENERATE, queue_for_model
 from seedgrid.shared.plot import Plot
 from seedgrid.shared.redis_conn import connect
@@ -86,8 +87,10 @@ class SeedgridClient:
         self.close()
 
     def submit(self, request: JobRequest | dict, *, require_worker: bool = True, priority: str = "normal") -> str:
-        """Validate and queue a job; returns its id. Nothing is queued when a check fails."""
-        request = parse_request(request)
+        """Validate and queue a job; returns its id. Nothing is queued when a check fails.
+
+        In a dict, `<lora:NAME:WEIGHT>` tags in the prompts become `loras`, as A1111 reads them."""
+        request = parse_request(lift_lora_tags(request) if isinstance(request, dict) else request)
         if priority not in PRIORITIES:
             raise RequestError("priority", f"{priority!r} is not one of {', '.join(PRIORITIES)}")
         if require_worker:

@@ -23,9 +23,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from seedgrid.client.gui.lora_picker import LoraPicker
 from seedgrid.shared import limits as L
 from seedgrid.shared.family_rules import FAMILY_LABELS, check_family
-from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.shared.lora_syntax import lift_lora_tags
+from seedgrid.shared.request import JobRequest, LoraRef, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
 from seedgrid.shared.workers import ModelOffer
 
@@ -42,6 +44,7 @@ STAND_INS: dict[str, dict[str, Any]] = {
     "scheduler": {"scheduler": L.SCHEDULER_NAMES[0]},
     "seeds": {"seeds": [L.MIN_SEED]},
     "items": {"seeds": [L.MIN_SEED]},
+    "loras": {"loras": []},
 }
 # What of a heartbeat the controls follow (busy, jobs done and the like change at every beat).
 FAMILY_FIELDS = {
@@ -70,6 +73,7 @@ class ComposePanel(QWidget):
         self.width_box = _spin(L.MIN_SIZE, L.MAX_SIZE, 512, step=L.SIZE_MULTIPLE)
         self.height_box = _spin(L.MIN_SIZE, L.MAX_SIZE, 512, step=L.SIZE_MULTIPLE)
         self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
+        self.loras = LoraPicker()
         self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
         self.errors: dict[str, QLabel] = {}
         self._served: dict[str, ModelOffer] = {}  # model -> what a worker serving it advertises
@@ -90,6 +94,7 @@ class ComposePanel(QWidget):
             ("width", "Width", self.width_box),
             ("height", "Height", self.height_box),
             ("seeds", "Seeds", self.seeds),
+            ("loras", "LoRAs", self.loras),
         ]:
             form.addRow(label, widget)
             error = _error_label()
@@ -136,7 +141,13 @@ class ComposePanel(QWidget):
             "steps": self.steps.value(),
             "guidance": self.guidance.value(),
             "scheduler": self.scheduler_name(),
+            "loras": self.loras.loras(),
         }
+        try:
+            data = lift_lora_tags(data)  # <lora:NAME:WEIGHT> in the prompt, as A1111 takes it
+        except RequestError as exc:
+            errors[exc.field] = str(exc)
+            data = {**data, **STAND_INS[exc.field]}
         request = _check_all(data, errors)
         served = self._served.get(request.model) if request is not None else None
         if request is not None and served is not None:
@@ -166,7 +177,7 @@ class ComposePanel(QWidget):
 
     def set_served_models(self, served: dict[str, ModelOffer]) -> None:
         """Model name -> what a worker serving it advertises (WorkersModel.serving())."""
-        families = {model: worker.model_dump(include=FAMILY_FIELDS) for model, worker in served.items()}
+        families = {model: offer.model_dump(include=FAMILY_FIELDS | {"loaded"}) for model, offer in served.items()}
         self._served = served
         if families == self._families:
             return
@@ -174,7 +185,14 @@ class ComposePanel(QWidget):
         current = self.model.currentText()
         self.model.blockSignals(True)
         self.model.clear()
-        self.model.addItems(sorted(served))
+        for name, offer in served.items():  # loaded on a worker first (WorkersModel.serving()), in bold
+            self.model.addItem(name)
+            tip = "loaded on a worker" if offer.loaded else "loaded when a job needs it (the first job waits for it)"
+            self.model.setItemData(self.model.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+            if offer.loaded:
+                font = self.model.font()
+                font.setBold(True)
+                self.model.setItemData(self.model.count() - 1, font, Qt.ItemDataRole.FontRole)
         self.model.setEditText(current if current else next(iter(sorted(served)), "tiny"))
         self.model.blockSignals(False)
         self._model_changed(self.model.currentText())
@@ -190,6 +208,7 @@ class ComposePanel(QWidget):
         self.width_box.setValue(request.width)
         self.height_box.setValue(request.height)
         self.seeds.setText(",".join(str(s) for s in request.seeds))
+        self.loras.set_loras(request.loras)
         self.clear_errors()
 
     def _model_changed(self, model: str) -> None:
@@ -262,6 +281,7 @@ class ComposePanel(QWidget):
             "width": self.width_box.value(),
             "height": self.height_box.value(),
             "seeds": self.seeds.text(),
+            "loras": self.loras.loras(),
         }
 
     def set_values(self, values: dict[str, Any]) -> None:
@@ -277,6 +297,11 @@ class ComposePanel(QWidget):
             "height": (self.height_box.setValue, int),
             "seeds": (self.seeds.setText, str),
         }
+        if isinstance(values.get("loras"), list):
+            try:
+                self.loras.set_loras([LoraRef.model_validate(lora) for lora in values["loras"]])
+            except ValueError:
+                pass
         for key, (setter, kind) in setters.items():
             if key in values:
                 try:

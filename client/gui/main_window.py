@@ -448,6 +448,7 @@ class MainWindow(QMainWindow):
     def _workers_changed(self, workers: list) -> None:
         self.workers.set_workers(workers)
         self.compose.set_served_models(self.workers.serving())
+        self.compose.loras.set_available(sorted({lora for worker in workers for lora in worker.loras}))
         if not workers:
             self.statusBar().showMessage("no online workers", 3000)
 
