@@ -60,6 +60,13 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         "stabilityai/stable-diffusion-xl-base-1.0) whose configs it is loaded with, instead of the hub's",
     )
     parser.add_argument(
+        "--loras",
+        dest="loras_dir",
+        metavar="DIR",
+        help="allow the .safetensors LoRAs in DIR (only these; a job names them, as <lora:NAME:WEIGHT> in a "
+        "prompt or --lora NAME:WEIGHT); files added later are served too",
+    )
+    parser.add_argument(
         "--memory",
         choices=MEMORY_MODES,
         default="auto",
@@ -229,6 +236,7 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
             models_dir=args.models_dir,
             keep=args.keep or 0,
             memory=args.memory,
+            loras_dir=args.loras_dir,
         )
     except (ValueError, OSError) as exc:
         print(f"seedgrid worker: cannot load {described}: {exc}", file=sys.stderr)

@@ -15,6 +15,7 @@ from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.worker.cancel import JobCancelled
 from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, StepCallback
 from seedgrid.worker.families import family_of
+from seedgrid.worker.loras import LoraApplier
 from seedgrid.worker.memory import BatchLimits, OutOfMemory, is_out_of_memory, release_memory
 from seedgrid.worker.memory_plan import MemoryPlan
 from seedgrid.worker.preview import latents_to_rgb, preview_interval
@@ -42,6 +43,8 @@ class PipelineEngine:
         self.schedulers = compatible_scheduler_names(pipeline.scheduler, self.family.schedulers)
         self.preview_every: int | None = None  # steps between previews; None: preview_interval(steps); 0: none
         self._vae_float32 = None
+        self.lora_applier: LoraApplier | None = None  # puts a job's LoRAs on the pipeline (--loras DIR)
+        self.model_hash = ""  # A1111's short hash of the checkpoint file; "" for folders, hub ids, built-in models
         self.memory_plan = MemoryPlan("full", False, f"full: on {device}")  # how it sits in memory; set by its loader
 
     def check(self, request: JobRequest) -> None:
@@ -134,6 +137,16 @@ class PipelineEngine:
     ) -> list[Image.Image | None]:
         """Denoise one batch; None marks an image that stayed NaN or black."""
         pipe = self._pipeline_for(request)
+        if self.lora_applier is not None:  # exactly the job's LoRAs, or none
+            try:
+                self.lora_applier.apply(pipe, [(lora.name, lora.weight) for lora in request.loras])
+            except ValueError as exc:  # not allowed (any more), or made for another model: the job's, in one line
+                problem = str(exc).removeprefix("loras: ").splitlines()[0][:200]
+                raise RequestError("loras", problem, rule="") from exc
+        elif request.loras:
+            raise RequestError(
+                "loras", "this worker applies no LoRAs", rule="none: a worker allows LoRAs with --loras DIR"
+            )
         generators = [torch.Generator("cpu").manual_seed(item.seed) for item in batch]
         latents = self.initial_noise(request, generators)
         steps = request.steps

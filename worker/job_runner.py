@@ -6,6 +6,7 @@ from collections.abc import Callable
 from seedgrid.shared.job import JobState
 from seedgrid.shared.names import queue_for_model
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
+from seedgrid.worker.hand_over import idle_worker_with
 from seedgrid.worker.merging import Resend, give_back, take_in
 from seedgrid.worker.redis_retry import if_redis_answers, until_redis_returns
 from seedgrid.worker.runtime import WorkerRuntime
@@ -31,6 +32,7 @@ def run_job(
     requeue: Callable[[int], None] | None = None,
     resend: Resend | None = None,
     queue: str | None = None,
+    hand_over: Callable[[], None] | None = None,
 ) -> dict:
     """Run one turn of a job: one batch (or `runtime.turn_images` images), then `requeue` the rest.
 
@@ -38,7 +40,9 @@ def run_job(
     from the images already stored, as a job redelivered after a worker died does. With
     `resend` (how a job's task is sent again), room left in the batch is filled with
     compatible queued jobs of other clients (dynamic batching). A delivery from any `queue` but
-    the one of the worker's model, or of a job with no record, is refused (see docs/contract.md).
+    the one of the worker's model, or of a job with no record, is refused (see docs/contract.md). With
+    `hand_over` (sends the task once more), a job for a model this worker has not loaded goes to an idle
+    worker that has it loaded (worker/hand_over.py).
     """
     store, engine = runtime.store, runtime.engine
     if queue and queue not in {queue_for_model(model) for model in runtime.model_names}:
@@ -52,6 +56,10 @@ def run_job(
         return finished(job_id, JobState.CANCELLED)
     try:
         request = parse_request(raw_request)
+        if hand_over is not None and (other := until_redis_returns(idle_worker_with, runtime, request.model)):
+            log.info("job %s: worker %s has %s loaded and is idle; handed over to it", job_id, other, request.model)
+            until_redis_returns(hand_over)
+            return finished(job_id, JobState.QUEUED, handed_to=other)
         engine.check(request)
     except RequestError as exc:
         log.warning("job %s refused: %s", job_id, exc)

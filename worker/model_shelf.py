@@ -49,6 +49,7 @@ class ModelShelf:
     max_batch: int
     room: ShelfRoom = field(default_factory=ShelfRoom)
     park: Parker | None = None
+    release: Callable[[], None] | None = None  # frees what an unloaded model left on the device (torch's caches)
     loaded: "OrderedDict[str, Engine]" = field(default_factory=OrderedDict)  # least recently used first
     parked: "OrderedDict[str, Engine]" = field(default_factory=OrderedDict)
     loads: int = 0  # a model brought onto the device: loaded from its source or moved back from CPU memory
@@ -136,13 +137,13 @@ class ModelShelf:
                 log.info("model %s unloaded to make room", name)
             del engine
             gc.collect()
-            from seedgrid.worker.memory import release_memory
-
-            release_memory()
+            if self.release is not None:
+                self.release()
 
 
 def offer_of(engine: Engine, before: ModelOffer) -> ModelOffer:
     """What a loaded engine serves: its schedulers and its family's defaults (the simulated model: `before`'s)."""
     family_info = getattr(engine, "family_info", None)
     takes = family_info() if family_info else {}
-    return before.model_copy(update={"schedulers": list(engine.schedulers), **takes})
+    model_hash = getattr(engine, "model_hash", "")
+    return before.model_copy(update={"schedulers": list(engine.schedulers), "model_hash": model_hash, **takes})

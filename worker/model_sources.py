@@ -7,7 +7,7 @@ from pathlib import Path
 from seedgrid.shared import limits as L
 from seedgrid.shared.workers import ModelOffer
 from seedgrid.worker.model_shelf import ModelSource
-from seedgrid.worker.simulated import SIMULATED_MODEL_NAME
+from seedgrid.worker.simulated import is_simulated
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def folder_entries(folder: str) -> list[str]:
 
 
 def source_of(spec: str) -> ModelSource:
-    if spec == SIMULATED_MODEL_NAME:
+    if is_simulated(spec):
         return ModelSource(spec, spec, ModelOffer(name=spec, schedulers=list(L.SCHEDULER_NAMES)))
     from seedgrid.worker.families import family_named
     from seedgrid.worker.models.detect import detect_family

@@ -2,9 +2,12 @@
 
 import logging
 from dataclasses import dataclass
+from pathlib import Path
 
+from seedgrid.shared.model_hash import model_short_hash
 from seedgrid.worker.engine import PipelineEngine
 from seedgrid.worker.engine_api import Engine
+from seedgrid.worker.loras import LoraApplier
 from seedgrid.worker.model_shelf import ModelSource
 from seedgrid.worker.models.loading import load_placed
 from seedgrid.worker.speedups import apply_speedups
@@ -20,6 +23,7 @@ class PipelineLoader:
     speedups: tuple[str, ...] = ()
     max_batch: int = 8
     memory: str = "auto"  # see MEMORY_MODES
+    loras: LoraApplier | None = None  # with --loras DIR
     family: str = ""  # the first loaded model's
 
     def load(self, source: ModelSource) -> Engine:
@@ -32,6 +36,9 @@ class PipelineLoader:
         apply_speedups(pipeline, self.speedups, self.device)
         engine = PipelineEngine(pipeline, source.name, self.device, max_batch=self.max_batch)
         engine.memory_plan = plan
+        engine.lora_applier = self.loras
+        if Path(source.spec).is_file():  # A1111's `Model hash` names a checkpoint file
+            engine.model_hash = model_short_hash(source.spec)
         self.family = self.family or engine.family.name
         if "compile" in self.speedups:
             seconds = engine.warm_up(batches=sorted({1, self.max_batch}))

@@ -5,17 +5,21 @@ import os
 import socket
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.leases import HeldLeases, Leases
 from seedgrid.shared.mergepool import MergePool
+from seedgrid.shared.model_hash import lora_short_hash
 from seedgrid.shared.redis_conn import connect
+from seedgrid.shared.request import JobRequest
 from seedgrid.shared.settings import SettingsError, get_settings
 from seedgrid.shared.workers import ModelOffer, WorkerInfo
 from seedgrid.worker.engine_api import Engine
+from seedgrid.worker.loras import LoraLibrary
 from seedgrid.worker.model_affinity import ModelAffinity
-from seedgrid.worker.model_shelf import ModelShelf, offer_of
-from seedgrid.worker.simulated import SIMULATED_MODEL_NAME, SimulatedEngine
+from seedgrid.worker.model_shelf import ModelShelf, ShelfRoom, offer_of
+from seedgrid.worker.simulated import SimulatedEngine, is_simulated
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +44,7 @@ class WorkerRuntime:
     leases: Leases = field(init=False)
     held: HeldLeases = field(init=False, default_factory=HeldLeases)  # renewed by the LeaseKeeper thread
     affinity: ModelAffinity | None = None  # with several models: which queue the worker reads first
+    lora_library: LoraLibrary | None = None  # the LoRAs it may apply (--loras DIR)
 
     def __post_init__(self) -> None:
         self.pool = MergePool(self.store.redis, self.store.ttl)
@@ -62,27 +67,42 @@ class WorkerRuntime:
         models_dir: str | None = None,
         keep: int = 0,
         memory: str = "auto",
+        loras_dir: str | None = None,
     ) -> "WorkerRuntime":
         """Find the models (`model`: one or several, plus those in `models_dir`) and load the first in this
         process: call it in the process that runs jobs, never before a fork. The others load when a job needs them."""
         from seedgrid.worker.model_sources import model_sources
 
         sources = model_sources([model] if isinstance(model, str) else model, models_dir)
+        library = LoraLibrary(Path(loras_dir).expanduser()) if loras_dir else None
         shelf: ModelShelf
-        if sources[0].spec == SIMULATED_MODEL_NAME:
-            simulated = SimulatedEngine(simulated_seconds, max_batch)
-            shelf = ModelShelf(sources[:1], lambda _source: simulated, simulated.device, max_batch)
+        if all(is_simulated(source.spec) for source in sources):
+            shelf = ModelShelf(
+                sources,
+                lambda source: SimulatedEngine(simulated_seconds, max_batch, source.name),
+                "simulated",
+                max_batch,
+                ShelfRoom(keep=keep),
+            )
+        elif any(is_simulated(source.spec) for source in sources):
+            raise ValueError("model: a simulated model is served alone or with other simulated models only")
         else:
             from seedgrid.worker.models.loading import default_device
             from seedgrid.worker.pipeline_loader import PipelineLoader
             from seedgrid.worker.shelf_room import shelf_room
 
             device = device or default_device()
-            loader = PipelineLoader(device, vae, config, speedups, max_batch, memory)
-            shelf = ModelShelf(sources, loader.load, device, max_batch, shelf_room(device, keep), loader.move)
+            from seedgrid.worker.loras import LoraApplier
+
+            applier = LoraApplier(library) if library else None
+            loader = PipelineLoader(device, vae, config, speedups, max_batch, memory, applier)
+            from seedgrid.worker.memory import release_memory
+
+            room = shelf_room(device, keep)
+            shelf = ModelShelf(sources, loader.load, device, max_batch, room, loader.move, release_memory)
         shelf.engine_for(shelf.model_name)
         store = JobStore(connect(redis_url))
-        return cls(
+        runtime = cls(
             engine=shelf,
             store=store,
             name=name or f"{socket.gethostname()}-{os.getpid()}",
@@ -90,6 +110,9 @@ class WorkerRuntime:
             turn_images=turn_images,
             merge=merge,
         )
+        runtime.lora_library = library
+        runtime.refresh_loras()
+        return runtime
 
     @classmethod
     def from_env(cls) -> "WorkerRuntime":
@@ -105,6 +128,25 @@ class WorkerRuntime:
             settings.max_batch,
             merge=settings.merge,
         )
+
+    def refresh_loras(self) -> list[str]:
+        """The LoRA folder read again (files dropped in are served): the names allowed now."""
+        if self.lora_library is None:
+            return []
+        self.lora_library.refresh()
+        names = self.lora_library.names()
+        if isinstance(self.engine, ModelShelf):
+            self.engine.loras = names
+        return names
+
+    def lora_hashes(self, request: JobRequest) -> dict[str, str]:
+        """A1111's `Lora hashes` of the request's LoRAs."""
+        if self.lora_library is None:
+            return {}
+        return {lora.name: lora_short_hash(self.lora_library.path(lora.name)) for lora in request.loras}
+
+    def model_hash(self, model: str) -> str:
+        return self.engine.by_name[model].offer.model_hash if isinstance(self.engine, ModelShelf) else ""
 
     def family_of(self, model: str) -> str:
         """A served model's family ("sd" for the simulated model)."""
@@ -158,6 +200,7 @@ class WorkerRuntime:
             **first.model_dump(exclude={"name", "loaded", "model_hash"}),
             models=offers,
             model_loads=loads,
+            loras=self.refresh_loras(),
             memory_plan=self.memory_plans(),
             busy=self.busy,
             current_job=self.current_job,

@@ -18,11 +18,16 @@ from seedgrid.worker.engine_api import BatchCallback, ItemT, PreviewCallback, St
 SIMULATED_MODEL_NAME = "simulated"
 
 
+def is_simulated(model: str) -> bool:
+    """`simulated`, or `simulated-NAME` for several simulated models on one worker (tests of scheduling)."""
+    return model == SIMULATED_MODEL_NAME or model.startswith(f"{SIMULATED_MODEL_NAME}-")
+
+
 class SimulatedEngine:
-    def __init__(self, seconds_per_image: float = 0.2, max_batch: int = 8):
+    def __init__(self, seconds_per_image: float = 0.2, max_batch: int = 8, name: str = SIMULATED_MODEL_NAME):
         self.seconds_per_image = seconds_per_image
         self.max_batch = max_batch
-        self.model_name = SIMULATED_MODEL_NAME
+        self.model_name = name
         self.device = "simulated"
         self.schedulers = list(SCHEDULER_NAMES)
 

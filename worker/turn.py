@@ -10,7 +10,7 @@ from PIL import Image
 
 from seedgrid.shared.job import ImageRecord, JobState
 from seedgrid.shared.pngmeta import encode_png
-from seedgrid.shared.request import Item, JobRequest
+from seedgrid.shared.request import Item, JobRequest, RequestError
 from seedgrid.worker.cancel import JobCancelled
 from seedgrid.worker.memory import OutOfMemory
 from seedgrid.worker.redis_retry import if_redis_answers, until_redis_returns
@@ -100,6 +100,8 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
                 item,
                 extra={"job_id": job.job_id, "worker": runtime.name, "vae": runtime.vae},
                 family=runtime.family_of(job.request.model),
+                model_hash=runtime.model_hash(job.request.model),
+                lora_hashes=runtime.lora_hashes(job.request),
             )
             until_redis_returns(store.store_image, record, png)
             job.images_done += 1
@@ -114,7 +116,8 @@ def run_turn(runtime: WorkerRuntime, jobs: list[TurnJob]) -> None:
         engine.run(host.request, work, on_step, on_batch, on_preview)
     except JobCancelled:
         return
-    except OutOfMemory as exc:  # too large even at batch 1: jobs sharing a batch have the same size
+    # Too large even at batch 1, or a LoRA that does not fit the model: jobs sharing a batch share both.
+    except (OutOfMemory, RequestError) as exc:
         log.warning("job %s: %s", host.job_id, exc)
         for job in jobs:
             if job.outcome is None:
