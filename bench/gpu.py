@@ -61,6 +61,12 @@ def parse_args(argv=None) -> argparse.Namespace:
         help="more engine sides, each with speedups (worker/speedups.py) on, joined by +: e.g. "
         "channels_last,fuse_qkv,compile,channels_last+fuse_qkv+compile (default: none)",
     )
+    p.add_argument(
+        "--memory",
+        choices=("full", "model-offload", "sequential-offload"),
+        default="full",
+        help="how the engine side sits in GPU memory (seedgrid worker --memory; offload modes need CUDA)",
+    )
     p.add_argument("--json", type=Path, help="write the full results here (rewritten after each batch size)")
     args = p.parse_args(argv)
     try:
@@ -78,6 +84,8 @@ def parse_args(argv=None) -> argparse.Namespace:
         p.error("--repeats and every batch size must be at least 1")
     if not 0 <= args.probe_batch <= MAX_SEEDS:
         p.error(f"--probe-batch: 0..{MAX_SEEDS} (a job's seed limit)")
+    if args.memory != "full" and args.device != "cuda":
+        p.error(f"--memory {args.memory}: offloading needs --device cuda")
     if args.device == "cuda" and not torch.cuda.is_available():
         p.error("--device cuda: torch sees no CUDA device")
     return args
@@ -109,6 +117,10 @@ def load_engine(args, speedups: tuple[str, ...] = ()):
         return PipelineEngine(pipe, args.model, args.device)
     pipe = build_pipeline(args.model, dtype_for(args.device, args.family), args.device)
     pipe = gpu_families.set_up_like_load_pipeline(pipe, args.device)
+    if args.memory != "full":  # as `seedgrid worker --memory` places it: offloaded, the VAE tiled
+        from seedgrid.worker.memory_plan import MemoryPlan, apply_plan
+
+        pipe = apply_plan(pipe, MemoryPlan(args.memory, True, f"{args.memory}: asked for"), args.device)
     apply_speedups(pipe, speedups, args.device)
     return PipelineEngine(pipe, gpu_families.ENGINE_NAMES[args.model], args.device)
 

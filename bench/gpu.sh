@@ -12,6 +12,8 @@
 #   bash bench/gpu.sh                  on the GPU machine (its python3 has torch; it may have no network)
 #   bash bench/gpu.sh --variants       on the GPU machine: the engine with each speedup of
 #                                      worker/speedups.py against stock and the plain engine, batch 1 and 8
+#   bash bench/gpu.sh --offload        on the GPU machine: SDXL with seedgrid worker --memory model-offload
+#                                      (MEMORY=sequential-offload for the other mode) against stock, batch 1, 4
 #   bash bench/gpu.sh --cpu [ARGS]     the tiny model on a CPU (a quick local check)
 #   bash bench/gpu.sh --fetch-wheels   on a machine with network: fill bench/wheels/ for the GPU machine
 #
@@ -43,8 +45,9 @@ mode=gpu
 case "${1:-}" in
   --cpu) mode=cpu; shift ;;
   --variants) mode=variants; shift ;;
+  --offload) mode=offload; shift ;;
   --fetch-wheels) mode=fetch; shift ;;
-  -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+  -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
 esac
 
 if [[ $mode == fetch ]]; then
@@ -115,6 +118,9 @@ if [[ $mode == variants ]]; then
   FAMS=(sd) FAMILIES_END_S=465 MARGIN_S=45
   set -- --batches 1,8 --probe-batch 0 --json "$OUT/gpu-variants.json" \
     --variants channels_last,fuse_qkv,compile,channels_last+fuse_qkv+compile "$@"
+elif [[ $mode == offload ]]; then
+  FAMS=(sdxl) FAMILIES_END_S=465 MARGIN_S=45
+  set -- --batches 1,4 --probe-batch 0 --json "$OUT/gpu-offload.json" --memory "${MEMORY:-model-offload}" "$@"
 elif [[ ${FAMS[*]} == sd ]]; then
   FAMILIES_END_S=375 MERGING_END_S=470
 fi
@@ -149,7 +155,7 @@ for i in "${!FAMS[@]}"; do
   fi
 done
 
-[[ $mode == variants ]] && exit "$first_rc"
+[[ $mode == variants || $mode == offload ]] && exit "$first_rc"
 if (( MERGING_END_S - SECONDS < MERGING_NEEDS_S )); then
   echo "== bench.merging skipped: $((MERGING_END_S - SECONDS)) s left; FAMILIES=sd bash bench/gpu.sh runs it after SD"
   exit "$first_rc"

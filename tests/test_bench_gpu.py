@@ -122,6 +122,13 @@ def test_out_of_memory_is_recorded_and_larger_batches_skipped():
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_offload_modes_are_refused_on_the_cpu_and_full_is_the_default(capsys):
+    assert gpu.parse_args(["--device", "cpu"]).memory == "full"
+    with pytest.raises(SystemExit):
+        gpu.parse_args(["--device", "cpu", "--memory", "model-offload"])
+    assert "--memory model-offload: offloading needs --device cuda" in capsys.readouterr().err
+
+
 def test_cuda_is_refused_without_a_gpu():
     with pytest.raises(SystemExit):
         gpu.parse_args(["--device", "cuda"])

@@ -1,7 +1,7 @@
 """How many models a worker keeps loaded: `--keep N`, or (0, the default) as many as the device's free memory
 takes; models moved off a GPU are parked in CPU memory while RAM has room for them."""
 
-import psutil
+import os
 
 from seedgrid.worker.model_shelf import ShelfRoom
 
@@ -26,4 +26,12 @@ def fits_device(device: str, size_bytes: int) -> bool:
 
 
 def parks_in_ram(size_bytes: int) -> bool:
-    return psutil.virtual_memory().available >= size_bytes + RAM_SPARE_BYTES
+    return available_ram() >= size_bytes + RAM_SPARE_BYTES
+
+
+def available_ram() -> int:
+    try:
+        import psutil  # the worker extra has it; a bare GPU image may not
+    except ImportError:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return psutil.virtual_memory().available
