@@ -23,6 +23,8 @@ TITLES = {
     "guidance": "guidance",
     "scheduler": "scheduler",
     "size": "size",
+    "model": "model",
+    "lora": "LoRA",
 }
 
 
@@ -47,6 +49,7 @@ class Cell:
             "width": r.width,
             "height": r.height,
             "model": r.model,
+            "loras": [lora.model_dump() for lora in r.loras],
         }
 
 
@@ -90,6 +93,10 @@ def _apply(fields: dict[str, Any], axis: Axis, value: Any) -> None:
         fields["negative_prompt"] = value
     elif axis.setting == "size":
         fields["width"], fields["height"] = value
+    elif axis.setting == "lora":  # the axis's LoRAs out, then this value's in ("none": nothing)
+        axis_names = {lora.name for lora in axis.values}
+        kept = [lora for lora in fields["loras"] if lora["name"] not in axis_names]
+        fields["loras"] = kept + ([value.model_dump()] if value.name else [])
     elif axis.setting == "sr":
         search = axis.values[0]
         fields["prompts"] = [p.replace(search, value) for p in fields["prompts"]]

@@ -13,7 +13,8 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from seedgrid.shared import limits as L
-from seedgrid.shared.request import RequestError
+from seedgrid.shared.lora_syntax import lora_from_spec
+from seedgrid.shared.request import LoraRef, RequestError
 from seedgrid.shared.seeds import parse_seeds
 
 MAX_AXIS_VALUES = 1024
@@ -26,6 +27,8 @@ SETTINGS = {
     "guidance": "numbers, or a range 3-9:1.5",
     "scheduler": ", ".join(L.SCHEDULER_NAMES),
     "size": "WIDTHxHEIGHT: 512x512,768x512",
+    "model": "model names online workers serve",
+    "lora": "NAME:WEIGHT, the LoRA set to each weight (none: without it): detail:0,detail:0.5,detail:1",
 }
 ALIASES = {
     "seeds": "seed",
@@ -34,8 +37,11 @@ ALIASES = {
     "negative_prompt": "negative",
     "cfg": "guidance",
     "sampler": "scheduler",
+    "checkpoint": "model",
+    "loras": "lora",
+    "lora_weight": "lora",
 }
-LATER = ("model", "vae", "lora")  # axes that come with workers serving many models
+NOT_PER_JOB = {"vae": "a worker's VAE (seedgrid worker --vae) is not a job setting; plot over models instead"}
 RANGE = re.compile(r"(\d+(?:\.\d+)?)\s*-\s*(\d+(?:\.\d+)?)(?:\s*:\s*(\d+(?:\.\d+)?))?")
 SIZE = re.compile(r"(\d{1,6})\s*[xX]\s*(\d{1,6})")
 
@@ -58,6 +64,8 @@ def value_label(setting: str, value: Any) -> str:
         return f"{value:g}"
     if setting == "negative" and value == "":
         return "(none)"
+    if setting == "lora":
+        return "(none)" if value.weight == 0 and value.name == "" else f"{value.name}:{value.weight:g}"
     return str(value)
 
 
@@ -105,13 +113,23 @@ def _sizes(text: str, label: str) -> list[tuple[int, int]]:
     return sizes
 
 
+def _lora(part: str, label: str) -> LoraRef:
+    """`NAME:WEIGHT`, `NAME` (weight 1), or `none`: the empty name, the job without the axis's LoRAs."""
+    if part.lower() == "none":
+        return LoraRef.model_construct(name="", weight=0.0)
+    try:
+        return lora_from_spec(part)
+    except RequestError as exc:
+        raise RequestError("axis", exc.problem, label) from None
+
+
 def setting_name(name: str, label: str) -> str:
     key = name.strip().lower().replace("-", "_")
     key = ALIASES.get(key, key)
     if key in SETTINGS:
         return key
-    if key in LATER:
-        raise RequestError("axis", f"{name!r} is not an axis yet (it comes with workers serving many models)", label)
+    if key in NOT_PER_JOB:
+        raise RequestError("axis", NOT_PER_JOB[key], label)
     raise RequestError("axis", f"unknown setting {name[:40]!r}; known: {', '.join(SETTINGS)}", label)
 
 
@@ -134,6 +152,8 @@ def parse_axis(spec: str, label: str = "x") -> Axis:
         values = _numbers(text, label, integer=setting != "guidance")
     elif setting == "size":
         values = _sizes(text, label)
+    elif setting == "lora":
+        values = [_lora(part, label) for part in _split(text)]
     else:
         values = _split(text)
     if len(values) > MAX_AXIS_VALUES:

@@ -11,7 +11,7 @@ from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.plot import make_plot
 from seedgrid.shared.plot_axes import parse_axis
 from seedgrid.shared.plot_image import plot_image
-from seedgrid.shared.request import JobRequest, RequestError
+from seedgrid.shared.request import JobRequest, LoraRef, RequestError
 
 BASE = JobRequest(prompts=["a red cube on a table"], seeds=[1], width=64, height=64, steps=2)
 
@@ -62,8 +62,14 @@ def test_sr_also_replaces_in_the_negative_prompt_and_big_seed_axes_split_into_jo
 @pytest.mark.parametrize(
     "axes, message",
     [
-        (["colour=1,2"], "--x: unknown setting 'colour'; known: seed, sr, negative, steps, guidance, scheduler, size"),
-        (["steps=2", "model=a,b"], "--y: 'model' is not an axis yet"),
+        (
+            ["colour=1,2"],
+            "--x: unknown setting 'colour'; known: seed, sr, negative, steps, guidance, scheduler, size, model, lora",
+        ),
+        (["steps=2", "vae=a,b"], "--y: a worker's VAE (seedgrid worker --vae) is not a job setting"),
+        (["lora=detail:0.5,detail:9"], "--x lora: weight 9 of 'detail' is out of range"),
+        (["lora=detail:x"], "--x lora: 'detail:x' is not NAME or NAME:WEIGHT"),
+        (["model=tiny,bad name"], "--x model: 'bad name' is not a valid model name"),
         (["steps=2,1000"], "--x steps: 1000 is out of range (allowed: an integer from 1 to 150)"),
         (["steps=2", "scheduler=fast"], "--y scheduler: unknown scheduler 'fast'"),
         (["steps=2", "guidance=3", "size=500x64"], "--z size: 500x64 is out of range"),
@@ -78,6 +84,21 @@ def test_bad_axes_are_refused_naming_the_axis(axes, message):
     with pytest.raises(RequestError) as caught:
         make_plot(BASE, *axes, flag="--")
     assert str(caught.value).startswith(message), str(caught.value)
+
+
+def test_model_and_lora_axes_make_a_job_per_model_and_lora_setting():
+    base = BASE.model_copy(update={"loras": [LoraRef(name="style", weight=0.7), LoraRef(name="detail", weight=1.0)]})
+    plot = make_plot(base, "model=tiny,tiny-xl", "lora=detail:0.5,none", flag="--")
+    assert plot.shape == (2, 2, 1) and plot.labels("y") == ["detail:0.5", "(none)"] and plot.title("y") == "LoRA"
+    got = {(c.x, c.y): (c.request.model, [(lora.name, lora.weight) for lora in c.request.loras]) for c in plot.cells}
+    assert got == {
+        (0, 0): ("tiny", [("style", 0.7), ("detail", 0.5)]),  # the axis sets its LoRA; the others stay
+        (1, 0): ("tiny-xl", [("style", 0.7), ("detail", 0.5)]),
+        (0, 1): ("tiny", [("style", 0.7)]),
+        (1, 1): ("tiny-xl", [("style", 0.7)]),
+    }
+    assert len(plot.jobs) == 4  # models and LoRA sets never share a batch
+    assert plot.cells[0].settings()["loras"] == [{"name": "style", "weight": 0.7}, {"name": "detail", "weight": 0.5}]
 
 
 def test_dynamic_prompts_every_combination_nested_and_escaped():

@@ -69,7 +69,6 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
     parser.add_argument(
         "--memory",
         choices=MEMORY_MODES,
-        default="auto",
         help="how a model sits in GPU memory: full (all of it on the GPU), model-offload (each part moved to the "
         "GPU when it runs: for 8 GB cards and SDXL), sequential-offload (layer by layer: slowest, least memory); "
         "auto (the default) chooses per model from the free GPU memory and the model's size, and prints why",
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     if args.keep is not None and args.keep < 0:
         print("seedgrid worker: --keep must be at least 0 (0: as many models as memory takes)", file=sys.stderr)
         return 2
-    if args.memory not in ("auto", "full") and args.device == "cpu":
+    if args.memory not in (None, "auto", "full") and args.device == "cpu":
         print(f"seedgrid worker: --memory {args.memory} offloads to a GPU: it needs --device cuda", file=sys.stderr)
         return 2
     if args.max_batch < 1:
@@ -235,7 +234,7 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
             config=args.config,
             models_dir=args.models_dir,
             keep=args.keep or 0,
-            memory=args.memory,
+            memory=args.memory or "auto",
             loras_dir=args.loras_dir,
         )
     except (ValueError, OSError) as exc:
