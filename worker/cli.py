@@ -106,6 +106,12 @@ def build_parser(parser: argparse.ArgumentParser | None = None) -> argparse.Argu
         help="with --model simulated (a stand-in for benchmarks of the queue, not a GPU): "
         "seconds per image (default: %(default)s)",
     )
+    parser.add_argument(
+        "--simulated-load-seconds",
+        type=float,
+        default=None,
+        help="with simulated models (--model simulated-a --model simulated-b): seconds each load takes (default: 0)",
+    )
     parser.add_argument("--name", help="worker name shown to clients (default: host-pid)")
     parser.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
     parser.add_argument(
@@ -229,6 +235,7 @@ def serve(url: str, args: argparse.Namespace, speedups: tuple[str, ...] = ()) ->
             args.name,
             turn_images=args.turn_images,
             simulated_seconds=args.simulated_seconds,
+            simulated_load_seconds=args.simulated_load_seconds or 0.0,
             merge=args.merge,
             speedups=speedups,
             config=args.config,

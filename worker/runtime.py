@@ -61,6 +61,7 @@ class WorkerRuntime:
         name: str | None = None,
         turn_images: int | None = None,
         simulated_seconds: float = 0.2,
+        simulated_load_seconds: float = 0.0,
         merge: bool = True,
         speedups: tuple[str, ...] = (),
         config: str | None = None,
@@ -79,7 +80,9 @@ class WorkerRuntime:
         if all(is_simulated(source.spec) for source in sources):
             shelf = ModelShelf(
                 sources,
-                lambda source: SimulatedEngine(simulated_seconds, max_batch, source.name),
+                lambda source: SimulatedEngine.loaded(
+                    simulated_seconds, max_batch, source.name, simulated_load_seconds
+                ),
                 "simulated",
                 max_batch,
                 ShelfRoom(keep=keep),

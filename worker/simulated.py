@@ -31,6 +31,12 @@ class SimulatedEngine:
         self.device = "simulated"
         self.schedulers = list(SCHEDULER_NAMES)
 
+    @classmethod
+    def loaded(cls, seconds_per_image: float, max_batch: int, name: str, load_seconds: float) -> "SimulatedEngine":
+        """As a worker loads a model: `load_seconds` stand for reading a checkpoint onto a GPU."""
+        time.sleep(load_seconds)
+        return cls(seconds_per_image, max_batch, name)
+
     def check(self, request: JobRequest) -> None:
         if request.model != self.model_name:
             raise RequestError("model", f"this worker serves {self.model_name!r}, not {request.model!r}")
