@@ -1,5 +1,6 @@
 """A model's family, found when it loads: diffusers folders by model_index.json, single files by their keys."""
 
+import hashlib
 import json
 
 import numpy as np
@@ -94,6 +95,9 @@ def test_an_sdxl_single_file_in_the_original_layout_loads_with_a_local_config(xl
         assert all(torch.equal(want[k], got[k]) for k in want), f"{part} differs after the round trip"
     name = model_display_name(str(checkpoint))
     assert name == "my_sdxl_checkpoint"
+    # A1111's `Model hash` of the file: the first 10 hex digits of its sha256, in the heartbeat and the PNGs.
+    assert runtime.model_hash(name) == hashlib.sha256(checkpoint.read_bytes()).hexdigest()[:10]
+    assert runtime.info().models[0].model_hash == runtime.model_hash(name)
     assert all(np.abs(a - b).max() <= 2 for a, b in zip(images(loaded, name), images(pipeline), strict=True))
 
 

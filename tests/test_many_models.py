@@ -14,7 +14,7 @@ from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import LoraRef, RequestError
-from seedgrid.shared.workers import WorkerInfo
+from seedgrid.shared.workers import HEARTBEAT_SECONDS, WorkerInfo
 from tests.conftest import WorkerFactory
 from tests.helpers import max_pixel_diff, pixels
 from tests.test_cli import seedgrid
@@ -64,6 +64,18 @@ def heartbeat_after(client: SeedgridClient, name: str, jobs_done: int, timeout: 
 
 
 PROMPT = "a lighthouse"
+
+
+def loaded_model(client: SeedgridClient, name: str, timeout: float = 10.0) -> str:
+    """The model the worker has loaded, once a heartbeat shows one (one sent while a model loads shows none)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        [info] = [w for w in client.workers() if w.name == name]
+        loaded = [offer.name for offer in info.models if offer.loaded]
+        if len(loaded) == 1 or time.monotonic() > deadline:
+            assert len(loaded) == 1, info.models
+            return loaded[0]
+        time.sleep(0.2)
 
 
 def job(model: str, seed: int, tag: str = "") -> dict:
@@ -150,3 +162,19 @@ def test_a_lora_made_for_another_model_fails_its_job_in_one_line_and_the_worker_
     assert status.state == JobState.FAILED
     assert status.error.startswith("loras: sd-detail does not fit") and "\n" not in status.error
     png_of(client, client.submit(job("mm-xl", 1, tag=" <lora:xl-detail:1>")))  # the worker still serves
+
+
+@pytest.mark.processes
+def test_models_and_workers_commands_list_what_the_worker_serves_and_has_loaded(two_models):
+    client, name = two_models
+    time.sleep(HEARTBEAT_SECONDS + 0.5)  # a heartbeat sent after the last test's jobs
+    loaded = loaded_model(client, name)  # no job runs now: what the next heartbeats say too
+    models = seedgrid("models", redis_url=client.redis_url, timeout=60)
+    assert models.returncode == 0, models.stderr
+    rows = {line.split()[0]: line.split() for line in models.stdout.splitlines()[1:] if line.startswith("mm-")}
+    assert set(rows) == {"mm-sd", "mm-xl"} and models.stdout.splitlines()[1].startswith(loaded)  # loaded first
+    assert rows["mm-sd"][1] == "sd" and rows["mm-xl"][1] == "sdxl" and rows[loaded][2] == name
+    assert "LoRAs: sd-detail, xl-detail" in models.stdout
+    workers = seedgrid("workers", redis_url=client.redis_url, timeout=60)
+    assert f"{loaded}*" in workers.stdout and "memory: full: not a CUDA device" in workers.stdout
+    assert "LoRAs: sd-detail, xl-detail" in workers.stdout
