@@ -11,7 +11,9 @@ from safetensors.torch import load_file, save_file
 from seedgrid.worker.families import family_of
 from seedgrid.worker.loras import LoraApplier, LoraLibrary
 from seedgrid.worker.models.tiny import TEXT_WIDTH, build_tiny_pipeline
+from seedgrid.worker.models.tiny_flux import build_tiny_flux_pipeline
 from seedgrid.worker.models.tiny_xl import TEXT_WIDTH_2, build_tiny_xl_pipeline
+from seedgrid.worker.speedups import apply_speedups
 from tests.tiny_lora import RANK, make_tiny_lora
 
 SIZE = 64
@@ -24,7 +26,7 @@ CHANGED = 0.02  # a LoRA at a noticeable weight moves some pixel at least this f
 @pytest.fixture(scope="module")
 def lora_folder(tmp_path_factory):
     """LoRAs for `tiny`: a, b and c, and te with a's UNet layers and text encoder layers; for `tiny-xl`: xl-a
-    and xl-te likewise; half-fit: a's UNet layers and a text encoder layer of tiny-xl's width."""
+    and xl-te likewise; for `tiny-flux`: flux-a; half-fit: a's UNet layers and a text encoder layer too wide."""
     folder = tmp_path_factory.mktemp("loras")
     tiny, tiny_xl = build_tiny_pipeline(), build_tiny_xl_pipeline()
     for seed, name in enumerate("abc", start=1):
@@ -32,6 +34,7 @@ def lora_folder(tmp_path_factory):
     make_tiny_lora(tiny, folder / "te.safetensors", seed=1, text_encoders=True)
     make_tiny_lora(tiny_xl, folder / "xl-a.safetensors", seed=1)
     make_tiny_lora(tiny_xl, folder / "xl-te.safetensors", seed=1, text_encoders=True)
+    make_tiny_lora(build_tiny_flux_pipeline(), folder / "flux-a.safetensors", seed=1)
     layers = load_file(folder / "a.safetensors")
     wide = "text_encoder.text_model.encoder.layers.0.self_attn.q_proj"
     layers |= {
@@ -102,17 +105,17 @@ def test_weight_zero_is_the_plain_model_and_the_weight_matters(applier, pipeline
     assert diff(images[-1.0], images[1.0]) > CHANGED
 
 
-@pytest.mark.parametrize("name", ["nope", "../x", "x", "/tmp/x", "a.safetensors", "", "a/../a"])
-def test_a_lora_not_in_the_folder_is_refused(applier, pipeline, lora_folder, name):
+def test_a_lora_not_in_the_folder_is_refused(applier, pipeline, lora_folder):
     shutil.copy(lora_folder / "a.safetensors", lora_folder.parent / "x.safetensors")
     apply(applier, pipeline, [("a", 1.0)])
     with_a = image(pipeline)
-    with pytest.raises(ValueError, match="^loras: .* is not allowed on this worker"):
-        apply(applier, pipeline, [("b", 1.0), (name, 1.0)])
-    with pytest.raises(ValueError, match="^loras: .* is not allowed on this worker"):
-        applier.library.path(name)
+    for name in ["nope", "../x", "x", str(lora_folder.parent / "x"), "a.safetensors", "", "a/../a", "./a"]:
+        with pytest.raises(ValueError, match="^loras: .* is not allowed on this worker"):
+            apply(applier, pipeline, [("b", 1.0), (name, 1.0)])
+        with pytest.raises(ValueError, match="^loras: .* is not allowed on this worker"):
+            applier.library.path(name)
     assert applier.loaded(pipeline) == ["a"]
-    assert diff(image(pipeline), with_a) <= SAME  # the refused request changed nothing
+    assert diff(image(pipeline), with_a) <= SAME  # the refused requests changed nothing
 
 
 def test_lists_that_cannot_be_applied_are_refused(applier, pipeline):
@@ -126,7 +129,7 @@ def test_lists_that_cannot_be_applied_are_refused(applier, pipeline):
     assert pipeline.get_list_adapters() == {}
 
 
-@pytest.mark.parametrize("name", ["xl-a", "half-fit"])
+@pytest.mark.parametrize("name", ["xl-a", "half-fit", "flux-a"])
 def test_a_lora_for_another_model_is_refused_and_leaves_nothing_behind(applier, pipeline, name):
     plain = image(pipeline)
     apply(applier, pipeline, [("a", 1.0)])
@@ -156,6 +159,16 @@ def test_text_encoder_layers_apply_and_come_off(applier, build, name, unet_only)
         assert diff(image(pipeline), plain) <= SAME, off
 
 
+@pytest.mark.parametrize("speedup", ["fuse_qkv", "compile"])
+def test_loras_are_refused_with_speedups_they_cannot_work_with(applier, pipeline, speedup):
+    # fused q, k and v projections would bypass a LoRA's; diffusers loads nothing into a compiled model
+    apply_speedups(pipeline, (speedup,), "cpu", compile_backend="eager")
+    with pytest.raises(ValueError, match=f"^loras: not with the {speedup} speedup"):
+        apply(applier, pipeline, [("a", 1.0)])
+    apply(applier, pipeline, [])
+    assert applier.loaded(pipeline) == []
+
+
 def test_the_least_recently_used_lora_is_unloaded(lora_folder, pipeline):
     applier = LoraApplier(LoraLibrary(lora_folder), max_loaded=2)
     apply(applier, pipeline, [("a", 1.0)])
@@ -174,12 +187,15 @@ def test_the_least_recently_used_lora_is_unloaded(lora_folder, pipeline):
 def test_a_changed_file_is_loaded_again(tmp_path, pipeline):
     make_tiny_lora(pipeline, tmp_path / "a.safetensors", seed=1)
     applier = LoraApplier(LoraLibrary(tmp_path))
-    apply(applier, pipeline, [("a", 1.0)])
+    apply(applier, pipeline, [("a", 0.5)])
     first = image(pipeline)
     make_tiny_lora(pipeline, tmp_path / "a.safetensors", seed=2)
-    apply(applier, pipeline, [("a", 1.0)])
+    apply(applier, pipeline, [("a", 0.5)])
     assert diff(image(pipeline), first) > CHANGED
     assert len(pipeline.get_list_adapters()["unet"]) == 1
+    fresh = build_tiny_pipeline()
+    LoraApplier(LoraLibrary(tmp_path)).apply(fresh, [("a", 0.5)])
+    assert diff(image(pipeline), image(fresh)) <= SAME
 
 
 @pytest.mark.parametrize(
@@ -220,11 +236,15 @@ def test_the_library_serves_only_safetensors_files_with_plain_names(tmp_path, ca
     assert library.path("good") == tmp_path / "good.safetensors"
 
     (tmp_path / "later.safetensors").write_bytes(b"")
-    assert library.path("later") == tmp_path / "later.safetensors"  # a file dropped in later is served
+    assert library.names() == ["good", "v1.2+x-y_Z"]
+    library.refresh()
+    assert library.names() == ["good", "later", "v1.2+x-y_Z"]
+    (tmp_path / "dropped.safetensors").write_bytes(b"")
+    assert library.path("dropped") == tmp_path / "dropped.safetensors"  # looked for when asked for
     (tmp_path / "good.safetensors").unlink()
     with pytest.raises(ValueError, match="^loras: 'good' is not allowed"):
         library.path("good")
-    assert library.names() == ["later", "v1.2+x-y_Z"]
+    assert library.names() == ["dropped", "later", "v1.2+x-y_Z"]
 
 
 def test_a_worker_without_a_lora_folder_serves_none(tmp_path):
@@ -233,3 +253,13 @@ def test_a_worker_without_a_lora_folder_serves_none(tmp_path):
         LoraLibrary(None).path("a")
     with pytest.raises(ValueError, match="^loras: .* is not a folder"):
         LoraLibrary(tmp_path / "missing")
+
+
+def test_worker_refuses_loras_with_a_speedup_that_cannot_take_them_in_one_line(tmp_path, capsys):
+    from seedgrid.worker.cli import main
+
+    argv = ["--loras", str(tmp_path), "--speedups", "fuse_qkv", "--device", "cpu", "--redis", "redis://127.0.0.1:1/0"]
+    assert main(argv) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "seedgrid worker: --loras: LoRAs cannot be applied with the fuse_qkv speedup"
+    ]

@@ -149,6 +149,9 @@ def main(argv: list[str] | None = None, args: argparse.Namespace | None = None) 
     except ValueError as exc:
         print(f"seedgrid worker: {exc}", file=sys.stderr)
         return 2
+    if args.loras_dir and (clash := [s for s in speedups if s in ("fuse_qkv", "compile")]):
+        print(f"seedgrid worker: --loras: LoRAs cannot be applied with the {clash[0]} speedup", file=sys.stderr)
+        return 2
     if args.device == "cuda" and (problem := cuda_problem()):
         print(f"seedgrid worker: --device cuda: {problem}", file=sys.stderr)  # before a model loads
         return 2

@@ -96,7 +96,6 @@ class _ModuleState:
     """What is loaded into one denoiser (and the text encoders next to it), least recently used first."""
 
     loaded: OrderedDict[str, _Adapter] = field(default_factory=OrderedDict)
-    active: tuple[tuple[str, float], ...] | None = None  # as last set; None: unknown, set again
     enabled: bool = True  # whether the adapter layers are on (disable_lora turns them all off)
 
 
@@ -113,8 +112,9 @@ class LoraApplier:
         self._lock = threading.Lock()
 
     def apply(self, pipeline: "DiffusionPipeline", loras: Sequence[tuple[str, float]]) -> None:
-        """Exactly `loras` (name, weight) active on `pipeline`; [] turns LoRAs off. A refusal (ValueError,
-        "loras: ...") leaves the pipeline as it was."""
+        """Exactly `loras` (name, weight) active on `pipeline`; [] turns LoRAs off. Refused (ValueError, "loras:
+        ..."): names not allowed, weights not finite, too many, a file that does not fit the model (loaded
+        ones stay usable), and LoRAs on a compiled model or fused attention projections."""
         wanted = self._checked(loras)
         with self._lock:
             state = self._state_of(pipeline)
@@ -123,17 +123,17 @@ class LoraApplier:
                     pipeline.disable_lora()
                 state.enabled = False
                 return
+            speedup = _speedup_in_the_way(pipeline)
+            if speedup:
+                raise ValueError(f"loras: not with the {speedup}")
             missing = [lora for lora in wanted if not _is_current(state, lora)]
             self._evict(pipeline, state, {lora.name for lora in wanted}, [lora.name for lora in missing])
             for lora in missing:
                 self._load(pipeline, state, lora)
             for lora in wanted:
                 state.loaded.move_to_end(lora.name)
-            active = tuple((lora.name, lora.weight) for lora in wanted)
-            if state.active != active:
-                adapters = [state.loaded[name].name for name, _ in active]
-                pipeline.set_adapters(adapters, adapter_weights=[weight for _, weight in active])
-                state.active = active
+            adapters = [state.loaded[lora.name].name for lora in wanted]
+            pipeline.set_adapters(adapters, adapter_weights=[lora.weight for lora in wanted])
             if not state.enabled:
                 pipeline.enable_lora()
                 state.enabled = True
@@ -163,9 +163,7 @@ class LoraApplier:
         return wanted
 
     def _state_of(self, pipeline: "DiffusionPipeline") -> _ModuleState:
-        from seedgrid.worker.families import family_of
-
-        denoiser = family_of(pipeline).denoiser(pipeline)
+        denoiser = _denoiser(pipeline)
         state = self._states.get(denoiser)
         if state is None:
             _freeze(pipeline)
@@ -208,6 +206,21 @@ def _freeze(pipeline: "DiffusionPipeline") -> None:
     for module in pipeline.components.values():
         if isinstance(module, torch.nn.Module):
             module.requires_grad_(False)
+
+
+def _denoiser(pipeline: "DiffusionPipeline"):
+    from seedgrid.worker.families import family_of
+
+    return family_of(pipeline).denoiser(pipeline)
+
+
+def _speedup_in_the_way(pipeline: "DiffusionPipeline") -> str | None:
+    denoiser = _denoiser(pipeline)
+    if hasattr(denoiser, "_orig_mod"):
+        return "compile speedup: diffusers finds none of a LoRA's layers in a compiled model"
+    if any(getattr(module, "fused_projections", False) for module in denoiser.modules()):
+        return "fuse_qkv speedup: the fused projections would bypass the LoRA's"
+    return None
 
 
 def _has_adapter(pipeline: "DiffusionPipeline", adapter: str) -> bool:

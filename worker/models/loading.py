@@ -79,6 +79,9 @@ def load_placed(
     family = family_of(pipeline)
     family.prepare(pipeline)
     pipeline.set_progress_bar_config(disable=True)
+    for component in pipeline.components.values():  # inference only; a LoRA load would freeze them anyway,
+        if isinstance(component, torch.nn.Module):  # and half-precision kernels round differently once frozen
+            component.requires_grad_(False)
     plan = choose_plan(memory, gpu_free_bytes(device), model_size(pipeline), family.name)
     log.info("memory: %s", plan.reason)
     pipeline = apply_plan(pipeline, plan, device)
