@@ -56,7 +56,8 @@ def submit_plot(
     if priority not in PRIORITIES:
         raise RequestError("priority", f"{priority!r} is not one of {', '.join(PRIORITIES)}")
     if require_worker:
-        for request in {(r.model, r.scheduler): r for r in plot.jobs}.values():
+        # One check per model, scheduler and set of LoRAs (a model or LoRA axis varies them).
+        for request in {(r.model, r.scheduler, tuple(lora.name for lora in r.loras)): r for r in plot.jobs}.values():
             client._check_served(request)
     submitted = SubmittedPlot(uuid.uuid4().hex, plot, [])
     try:

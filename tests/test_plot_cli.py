@@ -17,7 +17,7 @@ from seedgrid.client.plot_save import save_plot
 from seedgrid.shared.job import JobState
 from seedgrid.shared.plot import make_plot
 from seedgrid.shared.pngmeta import read_png_metadata
-from seedgrid.shared.request import JobRequest
+from seedgrid.shared.request import JobRequest, RequestError
 from tests.helpers import default_sigint, max_pixel_diff
 
 pytestmark = pytest.mark.processes
@@ -96,6 +96,13 @@ def test_generate_expands_alternatives_and_wildcards_into_the_png_metadata(redis
     assert result.returncode == 0, result.stderr
     prompts = [read_png_metadata(out / name).item.prompt for name in sorted(os.listdir(out))]
     assert prompts == ["a red cube", "a blue cube"]
+
+
+def test_a_lora_axis_with_a_lora_no_worker_allows_is_refused_before_anything_is_queued(tiny_worker, client):
+    base = JobRequest(model="tiny", prompts=["x"], seeds=[0], width=64, height=64, steps=2)
+    with pytest.raises(RequestError, match=r"^loras: 'detail' is not allowed by a worker of tiny \(allowed: none"):
+        client.submit_plot(make_plot(base, x="lora=detail:1,none"))
+    assert client.jobs() == []
 
 
 def test_cancel_plot_cancels_every_job(client):
