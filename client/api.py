@@ -86,7 +86,9 @@ class SeedgridClient:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def submit(self, request: JobRequest | dict, *, require_worker: bool = True, priority: str = "normal") -> str:
+    def submit(
+        self, request: JobRequest | dict, *, require_worker: bool = True, priority: str = "normal", plot_id: str = ""
+    ) -> str:
         """Validate and queue a job; returns its id. Nothing is queued when a check fails.
 
         In a dict, `<lora:NAME:WEIGHT>` tags in the prompts become `loras`, as A1111 reads them."""
@@ -96,7 +98,7 @@ class SeedgridClient:
         if require_worker:
             self._check_served(request)
         job_id = uuid.uuid4().hex
-        self.store.create(job_id, request, self.client_id, PRIORITIES[priority])
+        self.store.create(job_id, request, self.client_id, PRIORITIES[priority], plot_id)
         self.celery.send_task(
             TASK_GENERATE,
             args=[job_id, request.model_dump(mode="json")],
@@ -152,6 +154,16 @@ class SeedgridClient:
     def preview(self, job_id: str, index: int) -> tuple[int, bytes] | None:
         """(step, JPEG bytes) of a running item's latest latent preview, at latent size (1/8 of the image)."""
         return self.store.preview(job_id, index)
+
+    def cancel_plot_id(self, plot_id: str) -> list[JobStatus]:
+        """Cancel every job of a plot by its id (from any client); [] when Redis knows no such plot."""
+        statuses = []
+        for job_id in self.store.plot_job_ids(plot_id):
+            try:
+                statuses.append(self.cancel(job_id))
+            except KeyError:  # expired
+                continue
+        return statuses
 
     def cancel(self, job_id: str) -> JobStatus:
         self.status(job_id)

@@ -62,7 +62,8 @@ def submit_plot(
     submitted = SubmittedPlot(uuid.uuid4().hex, plot, [])
     try:
         for request in plot.jobs:
-            submitted.job_ids.append(client.submit(request, require_worker=False, priority=priority))
+            job_id = client.submit(request, require_worker=False, priority=priority, plot_id=submitted.plot_id)
+            submitted.job_ids.append(job_id)
     except BaseException:
         for job_id in submitted.job_ids:  # all or nothing: a half-queued plot helps nobody
             client.store.request_cancel(job_id)

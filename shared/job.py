@@ -52,6 +52,7 @@ class JobStatus(BaseModel):
     merged_into: str = ""  # the job whose GPU batch this job ran in, if it shared one
     merged_jobs: int = 0  # jobs this job's current batch took in from other clients
     lost_worker: str = ""  # the worker that stopped while running this job; another took it over
+    plot_id: str = ""  # the plot the job is part of (names.plot_jobs_key lists the plot's jobs)
     error: str = ""
     submitted_at: float = 0.0
     started_at: float = 0.0

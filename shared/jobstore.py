@@ -62,7 +62,12 @@ class JobStore:
 
     # -- written by the client
     def create(
-        self, job_id: str, request: JobRequest, client_id: str, priority: int = names.PRIORITIES["normal"]
+        self,
+        job_id: str,
+        request: JobRequest,
+        client_id: str,
+        priority: int = names.PRIORITIES["normal"],
+        plot_id: str = "",
     ) -> None:
         key, now = names.job_key(job_id), time.time()
         with self.redis.pipeline() as p:
@@ -76,9 +81,13 @@ class JobStore:
                     "steps": request.steps,
                     "priority": priority,
                     "submitted_at": now,
+                    **({"plot_id": plot_id} if plot_id else {}),
                 },
             )
             p.expire(key, self.ttl)
+            if plot_id:
+                p.rpush(names.plot_jobs_key(plot_id), job_id)
+                p.expire(names.plot_jobs_key(plot_id), self.ttl)
             add_to_pool(p, job_id, request, priority, now, self.ttl)
             index_queued(p, job_id, request.model, self.ttl, now)
             p.lpush(names.client_jobs_key(client_id), job_id)
@@ -220,6 +229,9 @@ class JobStore:
         """(step, JPEG bytes) of the item's latest preview; None before the first or once its image is stored."""
         step, jpeg = self.redis.hmget(names.preview_key(job_id, index), ["step", "jpeg"])
         return None if step is None or jpeg is None else (int(step), data(jpeg))
+
+    def plot_job_ids(self, plot_id: str) -> list[str]:
+        return [text(j) for j in self.redis.lrange(names.plot_jobs_key(plot_id), 0, -1)]
 
     def client_job_ids(self, client_id: str, limit: int = 50) -> list[str]:
         return [text(j) for j in self.redis.lrange(names.client_jobs_key(client_id), 0, limit - 1)]

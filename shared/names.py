@@ -93,6 +93,11 @@ def cancel_key(job_id: str) -> str:
     return f"{KEY_PREFIX}:job:{job_id}:cancel"
 
 
+def plot_jobs_key(plot_id: str) -> str:
+    """List: the job ids of one plot, in the plot's order (so any client can follow or cancel the plot)."""
+    return f"{KEY_PREFIX}:plot:{plot_id}:jobs"
+
+
 def client_jobs_key(client_id: str) -> str:
     """List: job ids submitted by one client, newest first."""
     return f"{KEY_PREFIX}:client:{client_id}:jobs"

@@ -13,6 +13,7 @@ import pytest
 from PIL import Image
 
 from seedgrid.client.api import SeedgridClient
+from seedgrid.client.cli.main import main
 from seedgrid.client.plot_save import save_plot
 from seedgrid.shared.job import JobState
 from seedgrid.shared.plot import make_plot
@@ -110,6 +111,17 @@ def test_cancel_plot_cancels_every_job(client):
     submitted = client.submit_plot(make_plot(base, x="steps=2,3", y="seed=0,1"), require_worker=False)
     assert len(submitted.job_ids) == 2
     assert [s.state for s in client.cancel_plot(submitted)] == [JobState.CANCELLED] * 2
+
+
+def test_a_plot_is_kept_in_redis_by_its_id_and_seedgrid_cancel_cancels_it_from_another_client(client, capsys):
+    base = JobRequest(model="nobody-serves-this", prompts=["x"], seeds=[0], width=64, height=64, steps=2)
+    submitted = client.submit_plot(make_plot(base, x="steps=2,3,4"), require_worker=False)
+    assert [client.status(job_id).plot_id for job_id in submitted.job_ids] == [submitted.plot_id] * 3
+    assert main(["cancel", submitted.plot_id, "--redis", client.redis_url]) == 0  # another process's view
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [f"{job_id}: cancelled" for job_id in submitted.job_ids]
+    assert main(["cancel", "no-such-plot", "--redis", client.redis_url]) == 1
+    assert "nor a plot of that id" in capsys.readouterr().err
 
 
 def test_ctrl_c_on_plot_cancels_its_jobs(redis_url):

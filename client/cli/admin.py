@@ -24,8 +24,8 @@ def add_parsers(subparsers) -> None:
     p.add_argument("--redis", default=url, help=redis_help)
     p.add_argument("--limit", type=int, default=20)
     p.set_defaults(run=list_jobs, needs_redis=True)
-    p = subparsers.add_parser("cancel", help="cancel a queued or running job")
-    p.add_argument("job_id")
+    p = subparsers.add_parser("cancel", help="cancel a queued or running job, or every job of a plot")
+    p.add_argument("job_id", help="a job id, or a plot id (seedgrid plot prints it)")
     p.add_argument("--redis", default=url, help=redis_help)
     p.set_defaults(run=cancel, needs_redis=True)
     p = subparsers.add_parser("redis", help="run a private Redis in the foreground for other terminals to join")
@@ -91,6 +91,7 @@ def list_jobs(args: argparse.Namespace) -> int:
     print(f"{'JOB':32}  {'STATE':9} {'DONE':4}  {'IMAGES':7}  {'WORKER':24} PROMPT")
     for s in jobs:
         prompt = s.request.prompts[0][:40] if s.request else ""
+        prompt += f"  (plot {s.plot_id[:8]})" if s.plot_id else ""
         images = f"{s.images_done}/{s.images_total}"
         print(f"{s.job_id}  {s.state.value:9} {s.progress:4.0%}  {images:7}  {s.worker or '-':24} {prompt}")
     return 0
@@ -99,11 +100,14 @@ def list_jobs(args: argparse.Namespace) -> int:
 def cancel(args: argparse.Namespace) -> int:
     with SeedgridClient(args.redis) as client:
         try:
-            status = client.cancel(args.job_id)
+            statuses = [client.cancel(args.job_id)]
         except KeyError as exc:
-            print(f"seedgrid cancel: {exc.args[0]}", file=sys.stderr)
-            return 1
-    print(f"{status.job_id}: {status.state.value}" + ("" if status.state.finished else " (cancel requested)"))
+            statuses = client.cancel_plot_id(args.job_id)
+            if not statuses:
+                print(f"seedgrid cancel: {exc.args[0]} (nor a plot of that id)", file=sys.stderr)
+                return 1
+    for status in statuses:
+        print(f"{status.job_id}: {status.state.value}" + ("" if status.state.finished else " (cancel requested)"))
     return 0
 
 
