@@ -32,6 +32,7 @@ def folders(tmp_path_factory):
     sd.save_pretrained(models / "mm-sd")
     xl.save_pretrained(models / "mm-xl")
     (models / "notes.txt").write_text("not a model")
+    (models / "broken.safetensors").write_bytes(b"not a safetensors file")  # skipped with a warning
     make_tiny_lora(sd, loras / "sd-detail.safetensors", seed=1, scale=0.5)
     make_tiny_lora(xl, loras / "xl-detail.safetensors", seed=2, scale=0.5)
     (loras / "secret.ckpt").write_bytes(b"not allowed")

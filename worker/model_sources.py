@@ -13,11 +13,17 @@ log = logging.getLogger(__name__)
 
 
 def model_sources(models: list[str], folder: str | None = None) -> list[ModelSource]:
-    """`models` in order, then every diffusers folder and .safetensors file in `folder`, by name."""
-    specs = [*models, *folder_entries(folder)] if folder else list(models)
-    if not specs:
+    """`models` in order, then every diffusers folder and .safetensors file in `folder`, by name. A named model
+    that cannot be read stops the worker; one in the folder is skipped with a warning, and the others served."""
+    sources = [source_of(spec) for spec in models]
+    for entry in folder_entries(folder) if folder else []:
+        try:
+            sources.append(source_of(entry))
+        except Exception as exc:  # a broken or foreign file in a shared folder: whatever the reader raised
+            log.warning("--models: skipping %s: %s", entry, (str(exc) or type(exc).__name__).splitlines()[0][:200])
+    if not sources:
         raise ValueError("--model: no model to serve (give --model NAME or --models DIR)")
-    return [source_of(spec) for spec in specs]
+    return sources
 
 
 def folder_entries(folder: str) -> list[str]:
