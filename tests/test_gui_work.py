@@ -214,7 +214,8 @@ def test_the_cell_menu_has_its_actions_and_copies_parameters(app, qtbot, worker)
     menu = win.cell_menu(0, 1)
     names_ = [a.objectName() for a in menu.actions() if not a.isSeparator()]
     assert names_ == [
-        "use_settings", "refine", "more_like_this", "copy_image", "copy_parameters", "save_image", "large_view",
+        "use_settings", "refine", "more_like_this", "plot_around", "copy_image", "copy_parameters", "save_image",
+        "large_view",
     ]  # fmt: skip
     assert all(a.isEnabled() for a in menu.actions())
     by_name = {a.objectName(): a for a in menu.actions()}

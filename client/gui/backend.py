@@ -95,6 +95,7 @@ class Backend(QObject):
     connection_changed = Signal(bool, str)
     workers_changed = Signal(list)  # list[WorkerInfo]
     job_submitted = Signal(str, object)  # job id, JobRequest
+    plot_submitted = Signal(object)  # SubmittedPlot, its jobs followed
     submit_failed = Signal(str, str)  # field, message
     job_changed = Signal(object)  # JobStatus
     job_lost = Signal(str, str, str)  # job id, EXPIRED or LOST, the reason; no longer followed
@@ -156,6 +157,24 @@ class Backend(QObject):
         self._active[job_id] = None
         self._fetched[job_id] = set()
         self.job_submitted.emit(job_id, request)
+        self.poll()
+
+    @Slot(object)
+    def submit_plot(self, plot) -> None:
+        """All the plot's jobs or none (client.submit_plot), followed like any job."""
+        try:
+            submitted = self.api.submit_plot(plot)
+        except RequestError as exc:
+            self.submit_failed.emit(exc.field, str(exc))
+            return
+        except (redis.RedisError, OSError) as exc:
+            self.submit_failed.emit("", f"not sent: {connection_message(exc)}")
+            self._set_connection(False, connection_message(exc))
+            return
+        for job_id in submitted.job_ids:
+            self._active[job_id] = None
+            self._fetched[job_id] = set()
+        self.plot_submitted.emit(submitted)
         self.poll()
 
     @Slot(str, list)

@@ -24,6 +24,7 @@ from PySide6.QtWidgets import (
 )
 
 from seedgrid.client.gui.lora_picker import LoraPicker
+from seedgrid.client.gui.plot_panel import PlotPanel
 from seedgrid.shared import limits as L
 from seedgrid.shared.family_rules import FAMILY_LABELS, check_family
 from seedgrid.shared.lora_syntax import lift_lora_tags
@@ -75,6 +76,7 @@ class ComposePanel(QWidget):
         self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
         self.loras = LoraPicker()
         self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
+        self.plot = PlotPanel(self.build_request)
         self.errors: dict[str, QLabel] = {}
         self._served: dict[str, ModelOffer] = {}  # model -> what a worker serving it advertises
         self._families: dict[str, dict[str, Any]] = {}  # model -> its FAMILY_FIELDS
@@ -107,6 +109,7 @@ class ComposePanel(QWidget):
         fields_layout.setContentsMargins(0, 0, 0, 0)
         fields_layout.addLayout(form)
         fields_layout.addWidget(self.general_error)
+        fields_layout.addWidget(self.plot)
         fields_layout.addStretch(1)
         scroll = QScrollArea(widgetResizable=True)
         scroll.setFrameShape(QFrame.Shape.NoFrame)
@@ -114,6 +117,7 @@ class ComposePanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(scroll, 1)  # errors take room in here; the button below never moves
         layout.addWidget(self.generate_button)
+        layout.addWidget(self.plot.generate_button)
 
         self.generate_button.clicked.connect(self.submit)
         self.model.currentTextChanged.connect(self._model_changed)

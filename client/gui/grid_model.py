@@ -1,11 +1,14 @@
 """One job as a grid: prompts are rows, seeds are columns; cells fill in as images arrive."""
 
+import io
 import re
 from pathlib import Path
 
+from PIL import Image
 from PySide6.QtCore import QAbstractTableModel, QMimeData, QModelIndex, QPersistentModelIndex, Qt, QUrl
 from PySide6.QtGui import QImage
 
+from seedgrid.shared.grid import grid_for_job
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import Item, JobRequest
 
@@ -113,6 +116,23 @@ class GridModel(QAbstractTableModel):
 
     def item_at(self, row: int, col: int) -> Item:
         return self.items[row * len(self.request.seeds) + col]
+
+    def request_at(self, row: int, col: int) -> JobRequest:
+        """The one-image request of a cell: what "use these settings" and "refine" start from."""
+        item = self.item_at(row, col)
+        return self.request.model_copy(update={"prompts": [item.prompt], "seeds": [item.seed]})
+
+    @property
+    def job_ids(self) -> list[str]:
+        return [self.job_id]
+
+    def caption(self, item: Item) -> str:
+        """A cell's name in the large view."""
+        return f"{self.labels[item.index // len(self.request.seeds)]} · seed {item.seed}"
+
+    def picture(self) -> Image.Image:
+        """The grid as one image, as Save grid writes it."""
+        return grid_for_job(self.request, {i: Image.open(io.BytesIO(png)) for i, png in self.pngs.items()})
 
     def data(self, index: QModelIndex | QPersistentModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
         if not index.isValid():

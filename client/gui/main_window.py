@@ -1,12 +1,10 @@
 """The main window: compose on the left, the grid in the centre with the most room, the grids list at the
 right, queue and workers in tabs below the grid."""
 
-import io
 import json
 import secrets
 from pathlib import Path
 
-from PIL import Image
 from PySide6.QtCore import QByteArray, QMetaObject, QSettings, QSize, QStandardPaths, Qt, QThread, Signal
 from PySide6.QtGui import QAction, QGuiApplication, QImage, QKeySequence, QShortcut
 from PySide6.QtWidgets import (
@@ -35,11 +33,11 @@ from seedgrid.client.gui.history_store import HistoryStore
 from seedgrid.client.gui.history_view import HistoryView
 from seedgrid.client.gui.image_dialog import ImageDialog
 from seedgrid.client.gui.jobs_model import JobIdRole, JobsModel
+from seedgrid.client.gui.plot_tracker import PlotTracker
 from seedgrid.client.gui.refine_dialog import RefineDialog
 from seedgrid.client.gui.settings import COMPOSE_KEY, GEOMETRY_KEY, LAYOUT_KEY, SIZE_KEY, ZOOM_KEY
 from seedgrid.client.gui.workers_model import WorkersModel
 from seedgrid.shared import limits as L
-from seedgrid.shared.grid import grid_for_job
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import Item, RequestError, parse_request
@@ -53,6 +51,7 @@ CELL_ACTIONS = [
     ("use_settings", "Use these settings", False),
     ("refine", "Refine…", False),
     ("more_like_this", "More seeds like this", False),
+    ("plot_around", "Plot around this cell", False),
     ("copy_image", "Copy image", True),
     ("copy_parameters", "Copy parameters", True),
     ("save_image", "Save image…", True),
@@ -62,6 +61,7 @@ CELL_ACTIONS = [
 
 class MainWindow(QMainWindow):
     submit_requested = Signal(object)
+    plot_submit_requested = Signal(object)  # a Plot
     cancel_requested = Signal(str)
     connection_changed = Signal(bool, str)  # the backend's, passed on in the GUI thread
 
@@ -92,6 +92,7 @@ class MainWindow(QMainWindow):
         self.history_store = HistoryStore(history_dir or default_history_dir())
         self.keeper = HistoryKeeper(self.history_store, self.history, self)
         self.keeper.grid_removed.connect(self._grid_removed)
+        self.plots = PlotTracker(self.history, self)
         self._build_layout()
         self._restore_settings()
         self._load_history()
@@ -151,6 +152,7 @@ class MainWindow(QMainWindow):
         self.resizeDocks([self.docks["Queue"]], [QUEUE_HEIGHT], Qt.Orientation.Vertical)
 
         self.compose.generate_requested.connect(self.submit)
+        self.compose.plot.plot_requested.connect(self.submit_plot)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
             QShortcut(QKeySequence(keys), self).activated.connect(self.compose.submit)
         self.grid_view.cell_activated.connect(self.show_image)
@@ -205,6 +207,8 @@ class MainWindow(QMainWindow):
         self.backend.moveToThread(self.backend_thread)
         self.backend_thread.started.connect(self.backend.start)
         self.submit_requested.connect(self.backend.submit)
+        self.plot_submit_requested.connect(self.backend.submit_plot)
+        self.backend.plot_submitted.connect(self._plot_submitted)
         self.cancel_requested.connect(self.backend.cancel)
         self.backend.connection_changed.connect(self._connection_changed)
         self.backend.workers_changed.connect(self._workers_changed)
@@ -250,6 +254,11 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage("sending…")  # until the backend answers, however long Redis takes
         self.submit_requested.emit(request)
 
+    def submit_plot(self, plot) -> None:
+        self.sending += 1
+        self.statusBar().showMessage("sending…")
+        self.plot_submit_requested.emit(plot)
+
     def _answered(self) -> None:
         self.sending = max(0, self.sending - 1)
         if not self.sending and self.statusBar().currentMessage() == "sending…":
@@ -274,7 +283,7 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("select a cell to refine", 3000)
             return None
         dialog = RefineDialog(item.prompt, item.seed, self)
-        base = self.current_grid.request
+        base = self.current_grid.request_at(item.row, item.col)  # a plot cell's settings are its own
         dialog.accepted.connect(lambda: self._submit_variant(base, dialog.prompts(), [item.seed]))
         dialog.open()
         return dialog
@@ -296,8 +305,8 @@ class MainWindow(QMainWindow):
         self.submit(request)
 
     def cancel_current(self) -> None:
-        if self.current_grid is not None:
-            self.cancel_requested.emit(self.current_grid.job_id)
+        for job_id in self.current_grid.job_ids if self.current_grid is not None else []:
+            self.cancel_requested.emit(job_id)
 
     def cancel_selected_job(self) -> None:
         for index in self.jobs_view.selectionModel().selectedRows():
@@ -319,10 +328,8 @@ class MainWindow(QMainWindow):
             Path(path).write_bytes(png)
 
     def save_grid(self, path: str | Path) -> None:
-        grid = self.current_grid
-        assert grid is not None, "save_grid needs a grid on show"
-        images = {i: Image.open(io.BytesIO(png)) for i, png in grid.pngs.items()}
-        grid_for_job(grid.request, images).save(path)
+        assert self.current_grid is not None, "save_grid needs a grid on show"
+        self.current_grid.picture().save(path)
 
     def save_grid_dialog(self) -> None:
         if self.current_grid is not None:
@@ -365,9 +372,7 @@ class MainWindow(QMainWindow):
         made = [item for item in grid.items if item.index in grid.pngs]
         if wanted not in grid.pngs:
             return None
-        pages = [
-            (f"{grid.labels[i.index // len(grid.request.seeds)]} · seed {i.seed}", grid.pngs[i.index]) for i in made
-        ]
+        pages = [(grid.caption(i), grid.pngs[i.index]) for i in made]
         if self.image_dialog is not None:
             self.image_dialog.close()
         self.image_dialog = ImageDialog(pages, [i.index for i in made].index(wanted), self)
@@ -384,6 +389,7 @@ class MainWindow(QMainWindow):
             "use_settings": self.use_cell_settings,
             "refine": self.open_refine_dialog,
             "more_like_this": self.more_seeds_like_this,
+            "plot_around": self.plot_around_cell,
             "copy_image": self.copy_image,
             "copy_parameters": self.copy_parameters,
             "save_image": self.save_image_dialog,
@@ -396,7 +402,7 @@ class MainWindow(QMainWindow):
             action.setObjectName(name)
             action.setEnabled(has_image or not needs_image)
             action.triggered.connect(slots[name])
-            if name in ("more_like_this", "save_image"):
+            if name in ("plot_around", "save_image"):
                 menu.addSeparator()
         self.cell_menu_shown = menu
         return menu
@@ -405,15 +411,20 @@ class MainWindow(QMainWindow):
         """Put the selected cell's settings (its prompt and seed) into the compose panel."""
         item = self.selected_item()
         if item is not None and self.current_grid is not None:
-            request = self.current_grid.request.model_copy(update={"prompts": [item.prompt], "seeds": [item.seed]})
-            self.compose.load_request(request)
+            self.compose.load_request(self.current_grid.request_at(item.row, item.col))
+
+    def plot_around_cell(self) -> None:
+        """Plot mode, its base the selected cell's settings and seed."""
+        self.use_cell_settings()
+        self.compose.plot.set_mode(True)
+        self.compose.plot.rows["x"].values.setFocus()
 
     def more_seeds_like_this(self) -> None:
         """The selected cell's prompt at as many new random seeds as its grid has."""
         item = self.selected_item()
         if item is None or self.current_grid is None:
             return
-        base = self.current_grid.request
+        base = self.current_grid.request_at(item.row, item.col)
         seeds = [secrets.randbelow(L.MAX_SEED + 1) for _ in range(max(4, len(base.seeds)))]
         self._submit_variant(base, [item.prompt], seeds[: L.MAX_ITEMS])
 
@@ -471,8 +482,14 @@ class MainWindow(QMainWindow):
             )
         )
 
+    def _plot_submitted(self, submitted) -> None:
+        self._answered()
+        self.show_grid(self.plots.add(submitted)[0])
+
     def _job_changed(self, status: JobStatus) -> None:
         self.jobs.upsert(status)
+        self.plots.job_changed(status)
+        self.compose.plot.note_speed(status)
         grid = self.history.find(status.job_id)
         if grid is not None:
             saved = grid.status.state if grid.status else None
@@ -484,6 +501,7 @@ class MainWindow(QMainWindow):
 
     def _job_lost(self, job_id: str, state: str, reason: str) -> None:
         self.jobs.mark_gone(job_id, state, reason)
+        self.plots.job_lost(job_id, state)
         grid = self.history.find(job_id)
         if grid is not None:
             grid.set_gone(state)
@@ -491,11 +509,13 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(f"job {job_id[:8]} {state}: {reason}", 8000)
 
     def _image_ready(self, job_id: str, index: int, image: QImage, png: bytes) -> None:
+        self.plots.image_ready(job_id, index, image, png)
         grid = self.history.find(job_id)
         if grid is not None:
             self.keeper.image_ready(grid, index, image, png)
 
     def _preview_ready(self, job_id: str, index: int, step: int, image: QImage) -> None:
+        self.plots.preview_ready(job_id, index, image)
         grid = self.history.find(job_id)
         if grid is not None:
             grid.set_preview(index, image)

@@ -1,0 +1,148 @@
+"""Issue 14 item 4: the app's plot mode. Offscreen, a real Redis, the stand-in worker writing job records through
+JobStore (no worker processes)."""
+
+import uuid
+
+import pytest
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QImage
+
+from seedgrid.client.gui.history_model import HistoryModel
+from seedgrid.client.gui.main_window import MainWindow
+from seedgrid.client.gui.plot_grid import PlotGridModel
+from seedgrid.client.gui.plot_tracker import PlotTracker
+from seedgrid.client.plots import SubmittedPlot
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.plot import make_plot
+from seedgrid.shared.pngmeta import read_png_metadata
+from seedgrid.shared.request import JobRequest
+from tests.gui_stand_in import StandInWorker
+
+WAIT = 15_000
+MODEL = "fake-plot-model"
+
+
+@pytest.fixture(scope="module")
+def server():
+    with EmbeddedRedis() as s:
+        yield s
+
+
+@pytest.fixture
+def worker(server):
+    stand_in = StandInWorker(server.url, MODEL, ("euler_a", "dpm++_2m"), shade=40)
+    stand_in.register()
+    yield stand_in
+    stand_in.redis.close()
+
+
+@pytest.fixture
+def win(qtbot, server, worker, tmp_path):
+    win = MainWindow(server.url, client_id=f"gui-{uuid.uuid4().hex[:8]}", history_dir=tmp_path / "history")
+    qtbot.addWidget(win)
+    win.show()
+    try:
+        qtbot.waitUntil(lambda: win.connected and MODEL in win.workers.models(), timeout=WAIT)
+        c = win.compose
+        c.model.setEditText(MODEL)
+        c.prompt.setPlainText("a red fox in the snow")
+        c.width_box.setValue(64)
+        c.height_box.setValue(64)
+        c.plot.set_mode(True)
+        yield win
+    finally:
+        win.shutdown()
+
+
+def test_the_cell_count_follows_the_typing_and_errors_keep_the_layout_still(win, qtbot):
+    plot = win.compose.plot
+    x, y = plot.rows["x"], plot.rows["y"]
+    assert (x.setting_name(), y.setting_name()) == ("steps", "seed")
+    assert plot.count.text() == "type the values of at least one axis"
+    qtbot.keyClicks(x.values, "10-40:10")
+    assert plot.count.text() == "4 cells"
+    qtbot.keyClicks(y.values, "1,2")
+    assert plot.count.text() == "8 cells"
+    button_at = plot.generate_button.mapTo(win, plot.generate_button.rect().topLeft())
+    y_at = y.values.mapTo(win, y.values.rect().topLeft())
+
+    qtbot.keyClicks(x.values, ",x")
+    assert x.error.text().startswith("x steps: 'x' is not an integer") and y.error.text() == ""
+    assert plot.count.text().startswith("cells: ?")
+    assert plot.generate_button.mapTo(win, plot.generate_button.rect().topLeft()) == button_at
+    assert y.values.mapTo(win, y.values.rect().topLeft()) == y_at
+
+
+def test_bad_axes_show_their_errors_at_their_rows_all_at_once_and_submit_nothing(win, qtbot):
+    plot = win.compose.plot
+    plot.rows["x"].values.setText("4,abc")
+    plot.rows["y"].set_axis("scheduler", "euler_a,nope")
+    plot.rows["z"].set_axis("steps", "4")
+    qtbot.mouseClick(plot.generate_button, Qt.MouseButton.LeftButton)
+    assert plot.rows["x"].error.text().startswith("x steps: 'abc' is not an integer")
+    assert plot.rows["y"].error.text().startswith("y scheduler:")
+    assert plot.rows["z"].error.text() == ""  # its clash with X shows once X is right
+
+    plot.rows["x"].values.setText("4,8")
+    plot.rows["y"].values.setText("euler_a")
+    qtbot.mouseClick(plot.generate_button, Qt.MouseButton.LeftButton)
+    assert plot.rows["z"].error.text() == "z steps: x already sweeps steps"
+    qtbot.wait(300)
+    assert win.sending == 0 and not win.plots.grids and win.jobs.rowCount() == 0
+
+
+def test_a_2x2_plot_over_steps_and_seed_fills_with_its_labels_and_a_cell_continues_with_its_settings(
+    win, qtbot, worker, tmp_path
+):
+    plot = win.compose.plot
+    plot.rows["x"].values.setText("4,8")
+    plot.rows["y"].values.setText("1,2")
+    qtbot.mouseClick(plot.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: isinstance(win.current_grid, PlotGridModel), timeout=WAIT)
+    grid = win.current_grid
+    assert isinstance(grid, PlotGridModel) and grid in win.history.grids
+    assert (grid.rowCount(), grid.columnCount()) == (2, 2)
+    assert [grid.headerData(i, Qt.Orientation.Horizontal) for i in range(2)] == ["4", "8"]
+    assert [grid.headerData(i, Qt.Orientation.Vertical) for i in range(2)] == ["1", "2"]
+    assert grid.headerData(1, Qt.Orientation.Horizontal, Qt.ItemDataRole.ToolTipRole) == "steps 8"
+    assert grid.title.startswith("plot steps × seed · 4 cells")
+    assert len(grid.job_ids) == 2  # one job per steps value, the seeds batched
+
+    for job_id in grid.job_ids:
+        worker.finish(job_id)
+    qtbot.waitUntil(lambda: grid.complete, timeout=WAIT)
+    assert len(grid.images) == 4 and "succeeded" in grid.title
+    for row, seed in enumerate([1, 2]):
+        for col, steps in enumerate([4, 8]):
+            meta = read_png_metadata(grid.pngs[row * 2 + col])
+            assert meta.request.steps == steps and meta.item.seed == seed
+    win.save_grid(tmp_path / "plot.png")  # the plot's picture, with its axis labels
+    assert (tmp_path / "plot.png").stat().st_size > 0
+    assert plot.count.text().startswith("4 cells · about ")  # the stand-in's speed, from its records
+
+    menu = win.cell_menu(0, 1)
+    by_name = {a.objectName(): a for a in menu.actions()}
+    win.compose.steps.setValue(20)
+    by_name["use_settings"].trigger()
+    assert (win.compose.steps.value(), win.compose.seeds.text()) == (8, "1")
+
+    plot.set_mode(False)
+    win.compose.steps.setValue(20)
+    win.cell_menu(1, 0)
+    {a.objectName(): a for a in win.cell_menu_shown.actions()}["plot_around"].trigger()
+    assert plot.mode.isChecked() and (win.compose.steps.value(), win.compose.seeds.text()) == (4, "2")
+
+
+def test_a_z_axis_makes_one_grid_per_value_each_filled_from_its_own_cells(qapp):
+    base = JobRequest(model=MODEL, prompts=["a fox"], seeds=[0], width=64, height=64, steps=4)
+    plot = make_plot(base, x="steps=4,8", y="seed=1,2", z="scheduler=euler_a,dpm++_2m")
+    submitted = SubmittedPlot("p" * 32, plot, [f"{i:032x}" for i in range(len(plot.jobs))])
+    history = HistoryModel()
+    grids = PlotTracker(history).add(submitted)
+    assert history.grids == grids and [g.layer for g in grids] == [0, 1]
+    assert [g.title.split(" · ")[1] for g in grids] == ["scheduler euler_a", "scheduler dpm++_2m"]
+    last = len(plot.cells) - 1  # z 1, y 1, x 1
+    job_id, index = submitted.cell_job(last)
+    grids[1].place_image(job_id, index, QImage(8, 8, QImage.Format.Format_RGB32), b"png")
+    assert grids[1].done == {3} and not grids[0].done
+    assert grids[1].request_at(1, 1).scheduler == "dpm++_2m" and grids[1].request_at(1, 1).seeds == [2]
