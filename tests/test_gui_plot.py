@@ -146,3 +146,18 @@ def test_a_z_axis_makes_one_grid_per_value_each_filled_from_its_own_cells(qapp):
     grids[1].place_image(job_id, index, QImage(8, 8, QImage.Format.Format_RGB32), b"png")
     assert grids[1].done == {3} and not grids[0].done
     assert grids[1].request_at(1, 1).scheduler == "dpm++_2m" and grids[1].request_at(1, 1).seeds == [2]
+
+
+def test_a_running_plot_shows_its_cells_done_images_per_second_and_time_left(qtbot):
+    import time
+
+    from seedgrid.shared.job import JobState, JobStatus
+
+    plot = make_plot(JobRequest(model=MODEL, prompts=["p"], seeds=[0], steps=4), x="steps=4,8")  # two jobs
+    grid = PlotGridModel("g", SubmittedPlot("plot-id", plot, ["j0", "j1"]))
+    now = time.time()
+    grid.set_job_status(JobStatus(job_id="j0", state=JobState.SUCCEEDED, images_total=1, started_at=now - 10))
+    grid.set_job_status(JobStatus(job_id="j1", state=JobState.QUEUED, images_total=1))
+    assert "· running · 1/2 cells done, " in grid.title and " images/s, about " in grid.title
+    grid.set_job_status(JobStatus(job_id="j1", state=JobState.SUCCEEDED, images_total=1, started_at=now - 5))
+    assert grid.title.endswith("· succeeded")

@@ -10,7 +10,7 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QImage
 
 from seedgrid.client.gui.grid_model import GridModel
-from seedgrid.client.plots import SubmittedPlot, plot_state
+from seedgrid.client.plots import SubmittedPlot, plot_progress, plot_state
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.plot import Cell
 from seedgrid.shared.plot_image import plot_image
@@ -42,7 +42,19 @@ class PlotGridModel(GridModel):
     def title(self) -> str:
         axes = " × ".join(self.plot.title(n) for n in ("x", "y") if self.plot.axis(n))
         z = f" · {self.plot.title('z')} {self.plot.labels('z')[self.layer]}" if self.plot.axis("z") else ""
-        return f"{self.name or 'plot ' + axes}{z} · {len(self.cells)} cells · {self.state}"
+        return f"{self.name or 'plot ' + axes}{z} · {len(self.cells)} cells · {self.state}{self._progress_text()}"
+
+    def _progress_text(self) -> str:
+        """While the plot runs: its cells done (all layers), images/s and the time left, as the CLI shows them."""
+        if self.state != "running":
+            return ""
+        progress = plot_progress(self.submitted, self.statuses)
+        text = f" · {progress.cells_done}/{progress.cells_total} cells done"
+        if progress.images_per_second:
+            text += f", {progress.images_per_second:.2g} images/s"
+        if progress.seconds_left is not None:
+            text += f", about {progress.seconds_left:.0f} s left"
+        return text
 
     @property
     def state(self) -> str:
