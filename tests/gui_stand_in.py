@@ -1,6 +1,9 @@
 """A stand-in worker for the app's tests: it advertises a model and finishes jobs by writing their
 records through JobStore, as a worker does, so the app is driven against real Redis in seconds."""
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 from PIL import Image
 
 from seedgrid.shared import names
@@ -44,3 +47,16 @@ class StandInWorker:
             )  # fmt: skip
             self.store.store_image(record, shaded_png(status.request, item.index, self.shade))
         self.store.finish(job_id, JobState.SUCCEEDED)
+
+
+@contextmanager
+def registered(
+    url: str, model: str, schedulers: tuple[str, ...] = ("euler_a",), shade: int = 0
+) -> Iterator[StandInWorker]:
+    """A stand-in worker advertised on `url` for the duration, as the app tests' `worker` fixture."""
+    stand_in = StandInWorker(url, model, schedulers, shade)
+    stand_in.register()
+    try:
+        yield stand_in
+    finally:
+        stand_in.redis.close()

@@ -20,7 +20,7 @@ from seedgrid.shared import names
 from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import JobRequest
-from tests.gui_stand_in import StandInWorker, shaded_png
+from tests.gui_stand_in import registered, shaded_png
 
 WAIT = 15_000
 MODEL = "fake-history-model"
@@ -45,10 +45,8 @@ def server():
 
 @pytest.fixture
 def worker(server):
-    stand_in = StandInWorker(server.url, MODEL, shade=SHADE)
-    stand_in.register()
-    yield stand_in
-    stand_in.redis.close()
+    with registered(server.url, MODEL, shade=SHADE) as stand_in:
+        yield stand_in
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
-from tests.gui_stand_in import StandInWorker
+from tests.gui_stand_in import StandInWorker, registered
 
 WAIT = 15_000
 MODEL = "fake-work-model"
@@ -35,10 +35,8 @@ def server():
 
 @pytest.fixture
 def worker(server):
-    stand_in = StandInWorker(server.url, MODEL, ("euler_a", "dpm++_2m"), shade=40)
-    stand_in.register()
-    yield stand_in
-    stand_in.redis.close()
+    with registered(server.url, MODEL, ("euler_a", "dpm++_2m"), shade=40) as stand_in:
+        yield stand_in
 
 
 @pytest.fixture

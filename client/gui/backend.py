@@ -143,16 +143,21 @@ class Backend(QObject):
         if self.client:
             self.client.close()
 
-    @Slot(object)
-    def submit(self, request) -> None:
+    def _sent(self, send):
+        """What `send()` returns, or None with the reason emitted (a refusal naming its field, or Redis away)."""
         try:
-            job_id = self.api.submit(request)
+            return send()
         except RequestError as exc:
             self.submit_failed.emit(exc.field, str(exc))
-            return
         except (redis.RedisError, OSError) as exc:
             self.submit_failed.emit("", f"not sent: {connection_message(exc)}")
             self._set_connection(False, connection_message(exc))
+        return None
+
+    @Slot(object)
+    def submit(self, request) -> None:
+        job_id = self._sent(lambda: self.api.submit(request))
+        if job_id is None:
             return
         self._active[job_id] = None
         self._fetched[job_id] = set()
@@ -162,14 +167,8 @@ class Backend(QObject):
     @Slot(object)
     def submit_plot(self, plot) -> None:
         """All the plot's jobs or none (client.submit_plot), followed like any job."""
-        try:
-            submitted = self.api.submit_plot(plot)
-        except RequestError as exc:
-            self.submit_failed.emit(exc.field, str(exc))
-            return
-        except (redis.RedisError, OSError) as exc:
-            self.submit_failed.emit("", f"not sent: {connection_message(exc)}")
-            self._set_connection(False, connection_message(exc))
+        submitted = self._sent(lambda: self.api.submit_plot(plot))
+        if submitted is None:
             return
         for job_id in submitted.job_ids:
             self._active[job_id] = None
