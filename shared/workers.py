@@ -36,11 +36,10 @@ def serving(workers: "list[WorkerInfo]") -> "dict[str, ModelOffer]":
     return {name: offer for name in names if (offer := worker_serving(workers, name)) is not None}
 
 
-class ModelOffer(BaseModel):
-    """One model a worker serves: its family ("sd", "sdxl", "flux"), its defaults and what it takes."""
+class ModelTakes(BaseModel):
+    """A model's family ("sd", "sdxl", "flux"), its defaults and what it takes; the defaults here read
+    heartbeats of older workers (which served SD only)."""
 
-    name: str
-    schedulers: list[str]
     family: str = "sd"
     default_width: int = 512
     default_height: int = 512
@@ -48,11 +47,24 @@ class ModelOffer(BaseModel):
     default_guidance: float = 7.5
     negative_prompt: bool = True  # False: the model takes no negative prompt (Flux)
     size_multiple: int = 8  # width and height must be multiples of it
+
+
+# What clients follow of a model: what it takes and its schedulers.
+TAKES_FIELDS = {*ModelTakes.model_fields, "schedulers"}
+
+
+class ModelOffer(ModelTakes):
+    """One model a worker serves."""
+
+    name: str
+    schedulers: list[str]
     loaded: bool = True  # in the worker's memory now; False: loaded when a job first needs it
     model_hash: str = ""  # A1111's short hash of a checkpoint file; "" for folders, hub ids and built-in models
 
 
-class WorkerInfo(BaseModel):
+class WorkerInfo(ModelTakes):
+    """A worker; the fields of ModelTakes and `schedulers` are its first model's (as older clients read them)."""
+
     name: str
     host: str
     pid: int
@@ -63,15 +75,6 @@ class WorkerInfo(BaseModel):
     vae: str = ""
     schedulers: list[str]
     max_batch: int
-    # The model's family ("sd", "sdxl", "flux"), its defaults and what it takes; the defaults here read
-    # heartbeats of older workers (which served SD only).
-    family: str = "sd"
-    default_width: int = 512
-    default_height: int = 512
-    default_steps: int = 20
-    default_guidance: float = 7.5
-    negative_prompt: bool = True  # False: the model takes no negative prompt (Flux)
-    size_multiple: int = 8  # width and height must be multiples of it
     # Every model the worker serves (heartbeats of older workers: none; offers() reads the fields above).
     models: list[ModelOffer] = []
     loras: list[str] = []  # LoRA names it may apply
@@ -85,8 +88,7 @@ class WorkerInfo(BaseModel):
     def offers(self) -> list[ModelOffer]:
         if self.models:
             return self.models
-        fields = self.model_dump(include=set(ModelOffer.model_fields) - {"name", "loaded", "model_hash"})
-        return [ModelOffer(name=self.model, **fields)]
+        return [ModelOffer(name=self.model, **self.model_dump(include=TAKES_FIELDS))]
 
     def serves(self, model: str) -> bool:
         return any(offer.name == model for offer in self.offers())

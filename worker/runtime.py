@@ -14,9 +14,10 @@ from seedgrid.shared.model_hash import lora_short_hash
 from seedgrid.shared.redis_conn import connect
 from seedgrid.shared.request import JobRequest
 from seedgrid.shared.settings import SettingsError, get_settings
-from seedgrid.shared.workers import ModelOffer, WorkerInfo
+from seedgrid.shared.workers import TAKES_FIELDS, ModelOffer, WorkerInfo
 from seedgrid.worker.engine_api import Engine
-from seedgrid.worker.loras import LoraLibrary
+from seedgrid.worker.loras import LoraApplier, LoraLibrary
+from seedgrid.worker.memory import release_memory
 from seedgrid.worker.model_affinity import ModelAffinity
 from seedgrid.worker.model_shelf import ModelShelf, ShelfRoom, offer_of
 from seedgrid.worker.simulated import SimulatedEngine, is_simulated
@@ -95,12 +96,8 @@ class WorkerRuntime:
             from seedgrid.worker.shelf_room import shelf_room
 
             device = device or default_device()
-            from seedgrid.worker.loras import LoraApplier
-
             applier = LoraApplier(library) if library else None
             loader = PipelineLoader(device, vae, config, speedups, max_batch, memory, applier)
-            from seedgrid.worker.memory import release_memory
-
             room = shelf_room(device, keep)
             shelf = ModelShelf(sources, loader.load, device, max_batch, room, loader.move, release_memory)
         shelf.engine_for(shelf.model_name)
@@ -200,7 +197,7 @@ class WorkerRuntime:
             vae=self.vae,
             max_batch=self.engine.max_batch,
             # The first model's family, defaults and schedulers, as older clients read them.
-            **first.model_dump(exclude={"name", "loaded", "model_hash"}),
+            **first.model_dump(include=TAKES_FIELDS),
             models=offers,
             model_loads=loads,
             loras=self.refresh_loras(),

@@ -30,7 +30,7 @@ from seedgrid.shared.family_rules import FAMILY_LABELS, check_family
 from seedgrid.shared.lora_syntax import lift_lora_tags
 from seedgrid.shared.request import JobRequest, LoraRef, RequestError, parse_request
 from seedgrid.shared.seeds import parse_seeds
-from seedgrid.shared.workers import ModelOffer
+from seedgrid.shared.workers import TAKES_FIELDS, ModelOffer
 
 ERROR_STYLE = "color: #c62828;"
 # A valid value for each field, put in place of a refused one so the contract reports the next field too.
@@ -48,10 +48,7 @@ STAND_INS: dict[str, dict[str, Any]] = {
     "loras": {"loras": []},
 }
 # What of a heartbeat the controls follow (busy, jobs done and the like change at every beat).
-FAMILY_FIELDS = {
-    "schedulers", "family", "default_width", "default_height", "default_steps", "default_guidance",
-    "negative_prompt", "size_multiple",
-}  # fmt: skip
+FAMILY_FIELDS = TAKES_FIELDS
 NEGATIVE_PLACEHOLDER = "blurry, low quality"
 
 
