@@ -4,11 +4,12 @@ import getpass
 import socket
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 
 import redis
 
 from seedgrid.client import plots
+from seedgrid.client.queue_ahead import QUEUE_READ_LIMIT, QueuedJob, read_queues
 from seedgrid.shared.celery_config import make_celery
 from seedgrid.shared.family_rules import check_family
 from seedgrid.shared.job import ImageRecord, JobStatus
@@ -194,6 +195,11 @@ class SeedgridClient:
 
     def workers(self) -> list[WorkerInfo]:
         return self.store.workers()
+
+    def queues(self, models: Iterable[str], limit: int = QUEUE_READ_LIMIT) -> dict[str, list[QueuedJob]]:
+        """Model -> every client's jobs in its queue, in the order the workers take them, then its running jobs
+        (client/queue_ahead.py); two round trips for all the models."""
+        return read_queues(self.redis, models, limit)
 
     def models(self) -> dict[str, list[str]]:
         """Model name -> schedulers, for every model an online worker serves."""

@@ -11,11 +11,13 @@ from PySide6.QtGui import QImage
 
 from seedgrid.client.api import SeedgridClient
 from seedgrid.client.gui.connection import connection_message, is_connection_error
+from seedgrid.client.queue_ahead import QueuedJob
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import RequestError
 from seedgrid.shared.workers import WorkerInfo
 
 WORKERS_EVERY_S = 2.0
+QUEUE_EVERY_S = 1.5  # every client's queued jobs of the models with followed queued jobs, read anew
 JOBS_READ_BACK = 100  # this client's newest jobs read at start, to take back what finished while closed
 EXPIRED, LOST = "expired", "lost"
 RATE_SAMPLES = 8  # finished jobs per model whose speed makes the estimates
@@ -26,8 +28,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class QueueEstimate:
-    """Where a followed job stands: `position` 1 is next for its model (0: running); times are wall-clock
-    seconds, None while no speed of the model is known yet."""
+    """Where a followed job stands: `position` 1 is next for its model, among every client's jobs (0: running);
+    times are wall-clock seconds, None while no speed of the model is known yet."""
 
     position: int
     start_at: float | None = None
@@ -65,27 +67,45 @@ class Throughput:
 
 
 def estimate_queue(
-    statuses: list[JobStatus], workers: list[WorkerInfo], throughput: Throughput, now: float
+    statuses: list[JobStatus],
+    workers: list[WorkerInfo],
+    throughput: Throughput,
+    now: float,
+    queues: dict[str, list[QueuedJob]] | None = None,
 ) -> dict[str, QueueEstimate]:
-    """Each followed unfinished job's place among the followed jobs of its model (by priority, then submit
-    time) and when it should start and finish at the model's speed times its workers."""
+    """Each followed unfinished job's place in its model's queue as the workers take them (by priority, then
+    when queued), among the followed jobs and every client's jobs in `queues` (SeedgridClient.queues; a followed
+    job's own record wins over its entry there), and when it should start and finish at the model's speed times
+    its workers, after the images left of the jobs ahead and of the running ones."""
     estimates: dict[str, QueueEstimate] = {}
+    followed = {s.job_id for s in statuses}
     models = {s.request.model for s in statuses if s.request is not None and not s.state.finished}
     for model in sorted(models):
         mine = [s for s in statuses if s.request is not None and s.request.model == model]
+        read = (queues or {}).get(model, [])
+        queued_at = {q.job_id: q.queued_at for q in read}
+        others = [q for q in read if q.job_id not in followed]
         running = [s for s in mine if s.state in STARTED]
-        queued = sorted((s for s in mine if s.state == JobState.QUEUED), key=lambda s: (s.priority, s.submitted_at))
         rate = throughput.per_worker(model, running, now)
         served_by = max(1, sum(1 for w in workers if w.serves(model)))
         left = [s.images_total * (1 - s.progress) for s in running]
         for s, images in zip(running, left, strict=True):
             estimates[s.job_id] = QueueEstimate(0, s.started_at or None, now + images / rate if rate else None)
-        ahead = sum(left)
-        for position, s in enumerate(queued, 1):
+        ahead = sum(left) + sum(q.images_left for q in others if q.state in STARTED)
+        waiting: list[tuple[tuple[int, float, str], JobStatus | None, float]] = [
+            (q.order, None, q.images_left) for q in others if q.state == JobState.QUEUED
+        ]
+        waiting += [
+            ((s.priority, queued_at.get(s.job_id, s.submitted_at), s.job_id), s, s.images_total * (1 - s.progress))
+            for s in mine
+            if s.state == JobState.QUEUED
+        ]
+        for position, (_, status, images) in enumerate(sorted(waiting, key=lambda w: w[0]), 1):
             start = now + ahead / (rate * served_by) if rate else None
-            ahead += s.images_total
+            ahead += images
             finish = now + ahead / (rate * served_by) if rate else None
-            estimates[s.job_id] = QueueEstimate(position, start, finish)
+            if status is not None:
+                estimates[status.job_id] = QueueEstimate(position, start, finish)
     return estimates
 
 
@@ -120,6 +140,8 @@ class Backend(QObject):
         self._workers: list[WorkerInfo] = []
         self.throughput = Throughput()
         self._estimates: dict[str, QueueEstimate] = {}
+        self._queues: dict[str, list[QueuedJob]] = {}
+        self._queues_at = 0.0
 
     @property
     def api(self) -> SeedgridClient:
@@ -211,6 +233,7 @@ class Backend(QObject):
                 self._read_jobs()
             for job_id in list(self._active):
                 self._poll_one(job_id)
+            self._read_queues()
             self._estimate()
         except Exception as exc:
             if not is_connection_error(exc):
@@ -239,12 +262,30 @@ class Backend(QObject):
     def _estimate(self) -> None:
         """From the records this round read (no Redis call); sent when a position or a second changes."""
         followed = [s for s in self._active.values() if s is not None]
-        estimates = estimate_queue(followed, self._workers, self.throughput, time.time())
+        estimates = estimate_queue(followed, self._workers, self.throughput, time.time(), self._queues)
         rounded = {k: QueueEstimate(e.position, *(round(t) if t else None for t in (e.start_at, e.finish_at)))
                    for k, e in estimates.items()}  # fmt: skip
         if rounded != self._estimates:
             self._estimates = rounded
             self.queue_estimated.emit(estimates)
+
+    def _read_queues(self) -> None:
+        """Every client's jobs in the queues of the models with followed queued jobs: every QUEUE_EVERY_S, and at
+        once for a model not read yet."""
+        models = {
+            s.request.model
+            for s in self._active.values()
+            if s is not None and s.request is not None and s.state == JobState.QUEUED
+        }
+        if models <= self._queues.keys() and time.monotonic() - self._queues_at < QUEUE_EVERY_S:
+            return
+        self._queues_at = time.monotonic()
+        try:
+            self._queues = self.api.queues(models)
+        except Exception as exc:
+            if is_connection_error(exc):
+                raise
+            log.warning("unreadable queue", exc_info=True)  # estimated from the last read; read again later
 
     def _read_jobs(self) -> None:
         try:
