@@ -43,7 +43,7 @@ def plot_json(submitted: SubmittedPlot, files: list[str | None], statuses: dict[
         "version": FORMAT_VERSION,
         "plot_id": submitted.plot_id,
         "axes": [
-            {"axis": name, "setting": axis.setting, "values": list(axis.values), "labels": axis.labels()}
+            {"axis": name, "setting": axis.setting, "values": axis.json_values(), "labels": axis.labels()}
             for name, axis in plot.axes
         ],
         "plots": plot_filenames(plot),

@@ -160,6 +160,22 @@ def make_plot(
     return Plot(base, tuple(axes), tuple(cells), tuple(jobs), tuple(placements))
 
 
+def axes_json(plot: Plot) -> list[dict[str, Any]]:
+    """The plot's axes as JSON; with its base request, plot_from_json makes the same plot (cells, jobs, places)."""
+    return [{"axis": name, "setting": axis.setting, "values": axis.json_values()} for name, axis in plot.axes]
+
+
+def plot_from_json(base: JobRequest, axes: list[dict[str, Any]]) -> Plot:
+    """The plot axes_json described; a ValueError (a RequestError among them) if it no longer makes one."""
+    try:
+        specs = {a["axis"]: Axis.from_json(a["setting"], a["values"]) for a in axes}
+    except (KeyError, TypeError) as exc:
+        raise ValueError(f"not plot axes: {exc}") from None
+    if not specs.keys() <= set(AXIS_NAMES):
+        raise ValueError(f"not plot axes: {sorted(specs)}")
+    return make_plot(base, specs.get("x"), specs.get("y"), specs.get("z"))
+
+
 def _cells(base: JobRequest, axes: list[tuple[str, Axis]]) -> list[Cell]:
     named = dict(axes)
     sizes = [len(named[n].values) if n in named else 1 for n in AXIS_NAMES]

@@ -56,6 +56,23 @@ class Axis:
     def labels(self) -> list[str]:
         return [value_label(self.setting, v) for v in self.values]
 
+    def json_values(self) -> list[Any]:
+        """The values as JSON takes them (sizes as [w, h], LoRAs as {name, weight}); Axis.from_json reads them."""
+        if self.setting == "lora":
+            return [{"name": v.name, "weight": v.weight} for v in self.values]
+        return [list(v) if self.setting == "size" else v for v in self.values]
+
+    @classmethod
+    def from_json(cls, setting: str, values: list[Any]) -> "Axis":
+        """The axis `json_values` wrote; a ValueError if the values are not of the setting's kind."""
+        if setting not in SETTINGS or not isinstance(values, list) or not values:
+            raise ValueError(f"not a plot axis: {setting!r}")
+        if setting == "size":
+            return cls(setting, tuple((int(w), int(h)) for w, h in values))
+        if setting == "lora":
+            return cls(setting, tuple(_lora_value(v) for v in values))
+        return cls(setting, tuple(values))
+
 
 def value_label(setting: str, value: Any) -> str:
     if setting == "size":
@@ -121,6 +138,14 @@ def _lora(part: str, label: str) -> LoraRef:
         return lora_from_spec(part)
     except RequestError as exc:
         raise RequestError("axis", exc.problem, label) from None
+
+
+def _lora_value(value: Any) -> LoraRef:
+    if not isinstance(value, dict):
+        raise ValueError(f"not a LoRA: {value!r}")
+    if value.get("name") == "":
+        return LoraRef.model_construct(name="", weight=0.0)  # `none`, as _lora makes it
+    return LoraRef.model_validate(value)
 
 
 def setting_name(name: str, label: str) -> str:

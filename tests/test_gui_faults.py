@@ -180,7 +180,7 @@ def test_a_submit_during_a_redis_stall_says_sending_until_redis_answers(stand_in
         qtbot.wait(3000)  # past any short-lived notice: still says what it is doing
         assert stalled.statusBar().currentMessage() == notice and stalled.history.rowCount() == rows
         proxy.heal()
-        qtbot.waitUntil(lambda: stalled.sending == 0, timeout=60_000)
+        qtbot.waitUntil(lambda: not stalled.sending, timeout=60_000)
         assert stalled.statusBar().currentMessage() != "sending…"
     finally:
         stalled.shutdown()

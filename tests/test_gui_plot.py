@@ -1,5 +1,5 @@
-"""Issue 14 item 4: the app's plot mode. Offscreen, a real Redis, the stand-in worker writing job records through
-JobStore (no worker processes)."""
+"""Issue 14 item 4: the app's plot mode, its plots kept across restarts. Offscreen, a real Redis, the stand-in worker
+writing job records through JobStore (no worker processes)."""
 
 import uuid
 
@@ -7,7 +7,9 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QImage
 
+from seedgrid.client.gui.history_keeper import HistoryKeeper
 from seedgrid.client.gui.history_model import HistoryModel
+from seedgrid.client.gui.history_store import HistoryStore
 from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.client.gui.plot_grid import PlotGridModel
 from seedgrid.client.gui.plot_tracker import PlotTracker
@@ -32,6 +34,14 @@ def server():
 def worker(server):
     with registered(server.url, MODEL, ("euler_a", "dpm++_2m"), shade=40) as stand_in:
         yield stand_in
+
+
+def open_window(qtbot, url: str, client_id: str, history_dir) -> MainWindow:
+    win = MainWindow(url, client_id=client_id, history_dir=history_dir)
+    qtbot.addWidget(win)
+    win.show()
+    qtbot.waitUntil(lambda: win.connected and MODEL in win.workers.models(), timeout=WAIT)
+    return win
 
 
 @pytest.fixture
@@ -86,7 +96,7 @@ def test_bad_axes_show_their_errors_at_their_rows_all_at_once_and_submit_nothing
     qtbot.mouseClick(plot.generate_button, Qt.MouseButton.LeftButton)
     assert plot.rows["z"].error.text() == "z steps: x already sweeps steps"
     qtbot.wait(300)
-    assert win.sending == 0 and not win.plots.grids and win.jobs.rowCount() == 0
+    assert not win.sending and not win.plots.grids and win.jobs.rowCount() == 0
 
 
 def test_a_2x2_plot_over_steps_and_seed_fills_with_its_labels_and_a_cell_continues_with_its_settings(
@@ -131,19 +141,25 @@ def test_a_2x2_plot_over_steps_and_seed_fills_with_its_labels_and_a_cell_continu
     assert plot.mode.isChecked() and (win.compose.steps.value(), win.compose.seeds.text()) == (4, "2")
 
 
-def test_a_z_axis_makes_one_grid_per_value_each_filled_from_its_own_cells(qapp):
+def test_a_z_axis_makes_one_grid_per_value_each_filled_from_its_own_cells(qapp, tmp_path):
     base = JobRequest(model=MODEL, prompts=["a fox"], seeds=[0], width=64, height=64, steps=4)
     plot = make_plot(base, x="steps=4,8", y="seed=1,2", z="scheduler=euler_a,dpm++_2m")
     submitted = SubmittedPlot("p" * 32, plot, [f"{i:032x}" for i in range(len(plot.jobs))])
     history = HistoryModel()
-    grids = PlotTracker(history).add(submitted)
-    assert history.grids == grids and [g.layer for g in grids] == [0, 1]
-    assert [g.title.split(" · ")[1] for g in grids] == ["scheduler euler_a", "scheduler dpm++_2m"]
-    last = len(plot.cells) - 1  # z 1, y 1, x 1
-    job_id, index = submitted.cell_job(last)
-    grids[1].place_image(job_id, index, QImage(8, 8, QImage.Format.Format_RGB32), b"png")
-    assert grids[1].done == {3} and not grids[0].done
-    assert grids[1].request_at(1, 1).scheduler == "dpm++_2m" and grids[1].request_at(1, 1).seeds == [2]
+    keeper = HistoryKeeper(HistoryStore(tmp_path), history)
+    try:
+        tracker = PlotTracker(keeper)
+        grids = tracker.add(submitted)
+        assert history.grids == grids and [g.layer for g in grids] == [0, 1]
+        assert [g.title.split(" · ")[1] for g in grids] == ["scheduler euler_a", "scheduler dpm++_2m"]
+        last = len(plot.cells) - 1  # z 1, y 1, x 1
+        job_id, index = submitted.cell_job(last)
+        tracker.image_ready(job_id, index, QImage(8, 8, QImage.Format.Format_RGB32), b"png")
+        assert grids[1].done == {3} and not grids[0].done
+        assert (tmp_path / grids[1].job_id / "003.png").read_bytes() == b"png"
+        assert grids[1].request_at(1, 1).scheduler == "dpm++_2m" and grids[1].request_at(1, 1).seeds == [2]
+    finally:
+        keeper.shutdown()
 
 
 def test_a_running_plot_shows_its_cells_done_images_per_second_and_time_left(qtbot):
@@ -159,3 +175,71 @@ def test_a_running_plot_shows_its_cells_done_images_per_second_and_time_left(qtb
     assert "· running · 1/2 cells done, " in grid.title and " images/s, about " in grid.title
     grid.set_job_status(JobStatus(job_id="j1", state=JobState.SUCCEEDED, images_total=1, started_at=now - 5))
     assert grid.title.endswith("· succeeded")
+
+
+def test_a_plot_comes_back_after_a_restart_as_a_plot_with_the_images_made_while_the_app_was_closed(
+    win, qtbot, server, worker, tmp_path
+):
+    """Before: after a restart a plot's jobs came back as ordinary grids, one per job, and the plot was gone."""
+    plot = win.compose.plot
+    plot.rows["x"].values.setText("4,8")
+    plot.rows["y"].values.setText("1,2")
+    plot.rows["z"].set_axis("scheduler", "euler_a,dpm++_2m")
+    qtbot.mouseClick(plot.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: len(win.plots.grids) == 2, timeout=WAIT)
+    first = win.plots.grids[0]
+    job_ids = first.job_ids  # one job per steps and scheduler value, the seeds batched
+    assert len(job_ids) == 4
+    worker.finish(job_ids[0])
+    qtbot.waitUntil(lambda: len(first.done) == 2, timeout=WAIT)
+    win.keeper.rename(first, "foxes")
+    client_id, history_dir = win.backend.client_id, tmp_path / "history"
+    win.shutdown()
+    for job_id in job_ids[1:]:  # finished while the app was closed
+        worker.finish(job_id)
+
+    again = open_window(qtbot, server.url, client_id, history_dir)
+    try:
+        grids = again.history.grids
+        assert all(isinstance(g, PlotGridModel) for g in grids) and len(grids) == 2  # no grid of a plot job
+        layer0, layer1 = sorted(grids, key=lambda g: g.layer)
+        assert layer0.title.startswith("foxes · scheduler euler_a · 4 cells")
+        assert layer1.title.startswith("plot steps × seed · scheduler dpm++_2m · 4 cells")
+        qtbot.waitUntil(lambda: layer0.complete and layer1.complete, timeout=WAIT)
+        assert layer0.title.endswith("· succeeded") and layer1.title.endswith("· succeeded")
+        again.show_grid(layer1)
+        qtbot.waitUntil(lambda: len(layer1.pngs) == 4, timeout=WAIT)
+        for row, seed in enumerate([1, 2]):
+            for col, steps in enumerate([4, 8]):
+                meta = read_png_metadata(layer1.pngs[row * 2 + col])
+                assert (meta.request.steps, meta.request.scheduler, meta.item.seed) == (steps, "dpm++_2m", seed)
+
+        again.keeper.delete(layer0)
+        again.keeper.delete(layer1)
+    finally:
+        again.shutdown()
+    third = open_window(qtbot, server.url, client_id, history_dir)  # a deleted plot's jobs stay away
+    try:
+        qtbot.wait(500)
+        assert third.history.grids == []
+    finally:
+        third.shutdown()
+
+
+def test_ctrl_enter_in_plot_mode_submits_the_plot(win, qtbot):
+    """Before: Ctrl+Enter ran the normal Generate in plot mode (a grid of the compose fields, no plot)."""
+    win.compose.plot.rows["x"].values.setText("4,8")
+    qtbot.keyClick(win.compose.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
+    qtbot.waitUntil(lambda: win.current_grid is not None, timeout=WAIT)
+    assert isinstance(win.current_grid, PlotGridModel) and win.current_grid.columnCount() == 2
+
+
+def test_a_refused_plot_shows_its_refusal_at_the_axis_that_sweeps_the_refused_setting(win, qtbot):
+    """Before: a model no worker serves, refused at submit, showed under the compose fields, not at its axis."""
+    plot = win.compose.plot
+    plot.rows["x"].set_axis("model", f"{MODEL},no-such-model")
+    qtbot.mouseClick(plot.generate_button, Qt.MouseButton.LeftButton)
+    qtbot.waitUntil(lambda: not win.sending, timeout=WAIT)
+    assert plot.rows["x"].error.text().startswith("x model: ")
+    assert "no-such-model" in plot.rows["x"].error.text()
+    assert not win.plots.grids

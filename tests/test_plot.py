@@ -1,14 +1,17 @@
 """Plots and dynamic prompts in-process: axes as people type them, expansion into few jobs, bounds
 refused naming the axis or the prompt, the plot picture, and the CLI refusing before anything starts."""
 
+import json
+
 import pytest
 from PIL import Image
 
 from seedgrid.client.cli.main import main
+from seedgrid.client.plot_save import plot_json
 from seedgrid.client.plots import SubmittedPlot, plot_progress
 from seedgrid.shared.dynamic_prompts import PromptError, expand_prompts
 from seedgrid.shared.job import JobState, JobStatus
-from seedgrid.shared.plot import make_plot
+from seedgrid.shared.plot import axes_json, make_plot, plot_from_json
 from seedgrid.shared.plot_axes import parse_axis
 from seedgrid.shared.plot_image import plot_image
 from seedgrid.shared.request import JobRequest, LoraRef, RequestError
@@ -144,6 +147,22 @@ def test_bad_dynamic_prompts_are_one_line_naming_the_prompt(prompts, message, tm
     with pytest.raises(PromptError) as caught:
         expand_prompts(prompts, wildcards=tmp_path)
     assert message in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_a_plot_over_sizes_and_loras_goes_to_json_and_comes_back_the_same():
+    """Before: plot.json could not be written for a LoRA axis (a LoraRef is not JSON), after the plot had run."""
+    plot = make_plot(BASE, x="lora=detail:0.5,none", y="size=64x64,96x64", z="seed=1,2")
+    submitted = SubmittedPlot("p" * 32, plot, [f"{i:032x}" for i in range(len(plot.jobs))])
+    written = json.loads(json.dumps(plot_json(submitted, [None] * len(plot.cells), {})))
+    assert written["axes"][0]["values"] == [{"name": "detail", "weight": 0.5}, {"name": "", "weight": 0.0}]
+    again = plot_from_json(BASE, json.loads(json.dumps(axes_json(plot))))
+    assert again == plot
+
+
+@pytest.mark.parametrize("axes", [[{"axis": "x", "setting": "colour", "values": [1]}], [{"axis": "w"}], "x"])
+def test_axes_json_that_makes_no_plot_is_a_value_error(axes):
+    with pytest.raises(ValueError):
+        plot_from_json(BASE, axes)
 
 
 def test_plot_picture_has_title_and_label_margins_and_grey_cells_not_made():

@@ -1,4 +1,5 @@
-"""All network work of the app, on its own thread: polls Redis and reports through signals."""
+"""Following jobs and workers, on the app's backend thread: polls Redis and reports through signals
+(submits go through submitter.py, on a thread of their own)."""
 
 import logging
 import time
@@ -13,7 +14,6 @@ from seedgrid.client.api import SeedgridClient
 from seedgrid.client.gui.connection import connection_message, is_connection_error
 from seedgrid.client.queue_ahead import QueuedJob
 from seedgrid.shared.job import JobState, JobStatus
-from seedgrid.shared.request import RequestError
 from seedgrid.shared.workers import WorkerInfo
 
 WORKERS_EVERY_S = 2.0
@@ -114,14 +114,11 @@ class Backend(QObject):
 
     connection_changed = Signal(bool, str)
     workers_changed = Signal(list)  # list[WorkerInfo]
-    job_submitted = Signal(str, object)  # job id, JobRequest
-    plot_submitted = Signal(object)  # SubmittedPlot, its jobs followed
-    submit_failed = Signal(str, str)  # field, message
     job_changed = Signal(object)  # JobStatus
     job_lost = Signal(str, str, str)  # job id, EXPIRED or LOST, the reason; no longer followed
     image_ready = Signal(str, int, QImage, bytes)  # job id, item index, image, PNG with metadata
     preview_ready = Signal(str, int, int, QImage)  # job id, item index, step, preview
-    jobs_found = Signal(list)  # list[JobStatus]: this client's jobs in Redis, read once at start
+    jobs_found = Signal(list)  # list[JobStatus]: this client's jobs in Redis, read at start (read_jobs_again)
     queue_estimated = Signal(dict)  # job id -> QueueEstimate, for every followed unfinished job
 
     def __init__(self, redis_url: str, client_id: str | None = None, poll_ms: int = 150):
@@ -165,38 +162,17 @@ class Backend(QObject):
         if self.client:
             self.client.close()
 
-    def _sent(self, send):
-        """What `send()` returns, or None with the reason emitted (a refusal naming its field, or Redis away)."""
-        try:
-            return send()
-        except RequestError as exc:
-            self.submit_failed.emit(exc.field, str(exc))
-        except (redis.RedisError, OSError) as exc:
-            self.submit_failed.emit("", f"not sent: {connection_message(exc)}")
-            self._set_connection(False, connection_message(exc))
-        return None
-
-    @Slot(object)
-    def submit(self, request) -> None:
-        job_id = self._sent(lambda: self.api.submit(request))
-        if job_id is None:
-            return
-        self._active[job_id] = None
-        self._fetched[job_id] = set()
-        self.job_submitted.emit(job_id, request)
+    @Slot(list)
+    def follow_submitted(self, job_ids: list) -> None:
+        """Follow the jobs the Submitter has just queued, from a poll at once."""
+        for job_id in job_ids:
+            self.follow(job_id, [])
         self.poll()
 
-    @Slot(object)
-    def submit_plot(self, plot) -> None:
-        """All the plot's jobs or none (client.submit_plot), followed like any job."""
-        submitted = self._sent(lambda: self.api.submit_plot(plot))
-        if submitted is None:
-            return
-        for job_id in submitted.job_ids:
-            self._active[job_id] = None
-            self._fetched[job_id] = set()
-        self.plot_submitted.emit(submitted)
-        self.poll()
+    @Slot()
+    def read_jobs_again(self) -> None:
+        """Read this client's jobs at the next poll: a submit that failed part way may have queued one."""
+        self._jobs_read = False
 
     @Slot(str, list)
     def follow(self, job_id: str, done: list) -> None:

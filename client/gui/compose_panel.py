@@ -73,7 +73,7 @@ class ComposePanel(QWidget):
         self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
         self.loras = LoraPicker()
         self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
-        self.plot = PlotPanel(self.build_request)
+        self.plot = PlotPanel(self.build_request, self.show_error)
         self.errors: dict[str, QLabel] = {}
         self._served: dict[str, ModelOffer] = {}  # model -> what a worker serving it advertises
         self._families: dict[str, dict[str, Any]] = {}  # model -> its FAMILY_FIELDS
@@ -164,6 +164,13 @@ class ComposePanel(QWidget):
         request = self.build_request()
         if request is not None:
             self.generate_requested.emit(request)
+
+    def submit_shown(self) -> None:
+        """What Ctrl+Enter does: the plot in plot mode, else the grid."""
+        if self.plot.mode.isChecked():
+            self.plot.submit()
+        else:
+            self.submit()
 
     def show_error(self, field: str, message: str) -> None:
         label = self.errors.get("seeds" if field == "items" else field, self.general_error)

@@ -1,5 +1,8 @@
-"""The grids across restarts: saved as they change, listed at start without decoding images, pending jobs
-followed again, this client's jobs in Redis taken back; only the shown grid's images stay decoded."""
+"""The grids across restarts (a job's, or a plot's layer): saved as they change, listed at start without decoding
+images, pending jobs followed again, this client's jobs in Redis taken back; only the shown grid's images stay
+decoded."""
+
+import uuid
 
 from PySide6.QtCore import QObject, QThread, Signal
 from PySide6.QtGui import QImage
@@ -8,7 +11,9 @@ from seedgrid.client.gui.grid_model import GridModel
 from seedgrid.client.gui.history_model import HistoryModel
 from seedgrid.client.gui.history_store import HistoryStore, SavedGrid
 from seedgrid.client.gui.image_loader import ImageLoader, make_thumbnail
+from seedgrid.client.gui.plot_grid import PlotGridModel
 from seedgrid.client.gui.settings import history_cap
+from seedgrid.client.plots import SubmittedPlot
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import JobRequest
 
@@ -37,26 +42,44 @@ class HistoryKeeper(QObject):
     def restore(self) -> None:
         """The saved grids, oldest dropped beyond the cap; thumbnails follow from the loader thread."""
         self.store.prune(history_cap())
-        saved = self.store.list()
-        for grid in reversed(saved):
-            self.model.add(self._grid(grid))
-        self._load_thumbnails.emit([g.job_id for g in saved])
+        grids = [grid for saved in reversed(self.store.list()) if (grid := self._grid(saved)) is not None]
+        for grid in grids:
+            self.model.add(grid)
+        self._load_thumbnails.emit([g.job_id for g in reversed(grids)])
 
     def follow_pending(self) -> None:
-        """Ask the backend to follow every grid whose job may still change or owes images."""
+        """Ask the backend to follow every job that may still change or owes images (a plot's: the items made in
+        every layer showing them)."""
+        plot_jobs: dict[str, set[int]] = {}
         for grid in self.model.grids:
-            if _pending(grid):
+            if isinstance(grid, PlotGridModel):
+                for job_id, made in grid.pending_jobs().items():
+                    plot_jobs[job_id] = plot_jobs[job_id] & made if job_id in plot_jobs else made
+            elif _pending(grid):
                 self.follow_requested.emit(grid.job_id, sorted(grid.done))
+        for job_id, made in plot_jobs.items():
+            self.follow_requested.emit(job_id, sorted(made))
 
     def adopt(self, jobs: list[JobStatus]) -> None:
-        """This client's jobs as Redis has them: unknown ones (not deleted here) become grids, followed."""
-        forgotten = set(self.store.forgotten_ids())
+        """This client's jobs as Redis has them: unknown ones (not deleted here, not a kept plot's) become grids,
+        followed."""
+        forgotten = set(self.store.forgotten_ids()) | self._plot_jobs()
         for status in reversed(jobs):
             grid = self.model.find(status.job_id)
             if grid is None and status.request is not None and status.job_id not in forgotten:
                 grid = self.add(status.job_id, status.request, status.submitted_at)
             if grid is not None and not grid.gone and (grid.status is None or _pending(grid)):
                 self.follow_requested.emit(grid.job_id, sorted(grid.done))  # (None: its state is in Redis)
+
+    def add_plot(self, submitted: SubmittedPlot) -> list[PlotGridModel]:
+        """A new plot's grids, one per Z value (the first on top of the list), saved at once."""
+        grids = [PlotGridModel(uuid.uuid4().hex, submitted, z, self.parent()) for z in range(submitted.plot.shape[2])]
+        for grid in reversed(grids):
+            self.store.create(grid.job_id, submitted.plot.base, submitted.submitted_at, grid.record())
+            grid.folder = self.store.folder(grid.job_id)
+            self.model.add(grid)
+        self.prune()
+        return grids
 
     def add(self, job_id: str, request: JobRequest, created: float = 0.0) -> GridModel:
         """A new job's grid, saved at once so that a job pending at close is followed after a restart."""
@@ -89,7 +112,10 @@ class HistoryKeeper(QObject):
             self.model.set_thumbnail(grid, thumbnail)
 
     def save_state(self, grid: GridModel) -> None:
-        self.store.save_state(grid.job_id, grid.status, grid.gone)
+        if isinstance(grid, PlotGridModel):
+            self.store.save_plot_states(grid.job_id, grid.statuses, grid.gone)
+        else:
+            self.store.save_state(grid.job_id, grid.status, grid.gone)
 
     def rename(self, grid: GridModel, name: str) -> None:
         grid.set_name(name)
@@ -106,8 +132,9 @@ class HistoryKeeper(QObject):
                 self._removed(grid)
 
     def _removed(self, grid: GridModel) -> None:
-        self.unfollow_requested.emit(grid.job_id)
         self.model.remove(grid)
+        for job_id in set(grid.job_ids) - self._plot_jobs():  # (a plot's other layers may still show a job)
+            self.unfollow_requested.emit(job_id)
         if grid is self.shown:
             self.show(None)
         self.grid_removed.emit(grid)
@@ -120,7 +147,15 @@ class HistoryKeeper(QObject):
         self.loader_thread.quit()
         self.loader_thread.wait(5000)
 
-    def _grid(self, saved: SavedGrid) -> GridModel:
+    def _plot_jobs(self) -> set[str]:
+        return {job_id for g in self.model.grids if isinstance(g, PlotGridModel) for job_id in g.job_ids}
+
+    def _grid(self, saved: SavedGrid) -> GridModel | None:
+        if saved.plot:
+            plot_grid = PlotGridModel.from_saved(saved, self.parent())
+            if plot_grid is not None:
+                plot_grid.folder = self.store.folder(saved.job_id)
+            return plot_grid
         grid = GridModel(saved.job_id, saved.request, self.parent())
         grid.folder = self.store.folder(saved.job_id)
         grid.done, grid.status, grid.gone, grid.name = saved.done, saved.status, saved.gone, saved.name

@@ -1,7 +1,9 @@
 """Grids kept on disk (the platform's data folder), so history survives restarts and Redis expiry.
 
 A grid is a folder named by its job id: request.json, meta.json (when made, its name, its last state),
-NNN.png per image and a small thumb.png. Listing reads only the JSON files; PNGs are read when shown."""
+NNN.png per image and a small thumb.png. Listing reads only the JSON files; PNGs are read when shown.
+A plot's layer is a grid too, named by an id of its own: request.json holds the plot's base request, meta.json
+its axes and jobs (`plot`) and their last states (`plot_jobs`), NNN.png the image of cell NNN."""
 
 import json
 import os
@@ -32,19 +34,21 @@ class SavedGrid:
     status: JobStatus | None = None  # None: saved by an older version, state unknown
     gone: str = ""
     done: set[int] = field(default_factory=set)  # indices with a PNG on disk
+    plot: dict = field(default_factory=dict)  # a plot layer's record (PlotTracker reads it); empty for a job's grid
+    plot_jobs: dict = field(default_factory=dict)  # job id -> its last JobStatus as JSON, for a plot layer
 
 
 class HistoryStore:
     def __init__(self, root: Path):
         self.root = Path(root)
 
-    def create(self, job_id: str, request: JobRequest, created: float = 0.0) -> None:
-        """`created`: when the job was submitted (0: now); the list is ordered by it."""
+    def create(self, job_id: str, request: JobRequest, created: float = 0.0, plot: dict | None = None) -> None:
+        """`created`: when the job was submitted (0: now); the list is ordered by it. `plot`: a plot layer's record."""
         folder = self._folder(job_id)
         folder.mkdir(parents=True, exist_ok=True)
         if not (folder / REQUEST_FILE).exists():
             _write(folder / REQUEST_FILE, request.model_dump_json())
-            self._update_meta(job_id, created=created or time.time())
+            self._update_meta(job_id, created=created or time.time(), **({"plot": plot} if plot else {}))
 
     def save_image(self, job_id: str, request: JobRequest, index: int, png: bytes) -> None:
         self.create(job_id, request)
@@ -54,14 +58,24 @@ class HistoryStore:
         saved = status.model_dump(mode="json", exclude={"request"}) if status else None
         self._update_meta(job_id, status=saved, gone=gone)
 
+    def save_plot_states(self, grid_id: str, statuses: dict[str, JobStatus], gone: str) -> None:
+        saved = {job_id: s.model_dump(mode="json", exclude={"request"}) for job_id, s in statuses.items()}
+        self._update_meta(grid_id, plot_jobs=saved, gone=gone)
+
+    def forget(self, job_ids: list[str]) -> None:
+        """Job ids not to take back from Redis (a deleted plot's jobs)."""
+        kept = [*self.forgotten_ids(), *job_ids][-FORGOTTEN_KEPT:]
+        self.root.mkdir(parents=True, exist_ok=True)
+        _write(self.root / FORGOTTEN_FILE, "\n".join(kept) + "\n")
+
     def rename(self, job_id: str, name: str) -> None:
         self._update_meta(job_id, name=name)
 
     def delete(self, job_id: str) -> None:
+        plot = _read_json(self._folder(job_id) / META_FILE).get("plot")
         shutil.rmtree(self._folder(job_id), ignore_errors=True)
-        kept = [*self.forgotten_ids(), job_id][-FORGOTTEN_KEPT:]
-        self.root.mkdir(parents=True, exist_ok=True)
-        _write(self.root / FORGOTTEN_FILE, "\n".join(kept) + "\n")
+        plot_jobs = plot.get("job_ids") if isinstance(plot, dict) else None  # a plot's jobs stay away too
+        self.forget([job_id, *(str(j) for j in plot_jobs or [])])
 
     def forgotten_ids(self) -> list[str]:
         try:
@@ -119,7 +133,11 @@ def _read(folder: Path) -> SavedGrid | None:
         status = JobStatus.model_validate({**status, "request": request}) if status else None
     except (OSError, ValueError, RequestError):
         return None
-    return SavedGrid(folder.name, request, created, meta.get("name", ""), status, meta.get("gone", ""), _done(folder))
+    plot, plot_jobs = meta.get("plot"), meta.get("plot_jobs")
+    return SavedGrid(
+        folder.name, request, created, meta.get("name", ""), status, meta.get("gone", ""), _done(folder),
+        plot if isinstance(plot, dict) else {}, plot_jobs if isinstance(plot_jobs, dict) else {},
+    )  # fmt: skip
 
 
 def _read_json(path: Path) -> dict:

@@ -3,6 +3,7 @@ right, queue and workers in tabs below the grid."""
 
 import json
 import secrets
+from collections import deque
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QMetaObject, QSettings, QSize, QStandardPaths, Qt, QThread, Signal
@@ -24,6 +25,7 @@ from PySide6.QtWidgets import (
 )
 
 from seedgrid.client.gui.backend import Backend
+from seedgrid.client.gui.clipboard import copy_png
 from seedgrid.client.gui.compose_panel import ComposePanel
 from seedgrid.client.gui.grid_model import GridModel, ImageRole, PngRole
 from seedgrid.client.gui.grid_view import GridView
@@ -36,6 +38,7 @@ from seedgrid.client.gui.jobs_model import JobIdRole, JobsModel
 from seedgrid.client.gui.plot_tracker import PlotTracker
 from seedgrid.client.gui.refine_dialog import RefineDialog
 from seedgrid.client.gui.settings import COMPOSE_KEY, GEOMETRY_KEY, LAYOUT_KEY, SIZE_KEY, ZOOM_KEY
+from seedgrid.client.gui.submitter import Submitter
 from seedgrid.client.gui.workers_model import WorkersModel
 from seedgrid.shared import limits as L
 from seedgrid.shared.job import JobState, JobStatus
@@ -81,7 +84,7 @@ class MainWindow(QMainWindow):
         self.workers = WorkersModel(self)
         self.current_grid: GridModel | None = None
         self.connected = False
-        self.sending = 0  # submits the backend has not answered yet
+        self.sending: deque[str] = deque()  # "job" or "plot" per submit the backend has not answered yet, in order
         self.settings = settings
         self.image_dialog: ImageDialog | None = None
 
@@ -92,7 +95,7 @@ class MainWindow(QMainWindow):
         self.history_store = HistoryStore(history_dir or default_history_dir())
         self.keeper = HistoryKeeper(self.history_store, self.history, self)
         self.keeper.grid_removed.connect(self._grid_removed)
-        self.plots = PlotTracker(self.history, self)
+        self.plots = PlotTracker(self.keeper, self)
         self._build_layout()
         self._restore_settings()
         self._load_history()
@@ -154,7 +157,7 @@ class MainWindow(QMainWindow):
         self.compose.generate_requested.connect(self.submit)
         self.compose.plot.plot_requested.connect(self.submit_plot)
         for keys in ("Ctrl+Return", "Ctrl+Enter"):
-            QShortcut(QKeySequence(keys), self).activated.connect(self.compose.submit)
+            QShortcut(QKeySequence(keys), self).activated.connect(self.compose.submit_shown)
         self.grid_view.cell_activated.connect(self.show_image)
         self.grid_view.copy_requested.connect(self.copy_image)
         self.grid_view.menu_requested.connect(lambda row, col, at: self.cell_menu(row, col).popup(at))
@@ -206,23 +209,31 @@ class MainWindow(QMainWindow):
         self.backend = Backend(redis_url, client_id)
         self.backend.moveToThread(self.backend_thread)
         self.backend_thread.started.connect(self.backend.start)
-        self.submit_requested.connect(self.backend.submit)
-        self.plot_submit_requested.connect(self.backend.submit_plot)
-        self.backend.plot_submitted.connect(self._plot_submitted)
+        self.submitter_thread = QThread(self)  # its own: a submit is answered while a poll hangs on the backend's
+        self.submitter = Submitter(redis_url, client_id)
+        self.submitter.moveToThread(self.submitter_thread)
+        self.submitter_thread.started.connect(self.submitter.start)
+        self.submit_requested.connect(self.submitter.submit)
+        self.plot_submit_requested.connect(self.submitter.submit_plot)
+        self.submitter.plot_submitted.connect(self._plot_submitted)
         self.cancel_requested.connect(self.backend.cancel)
         self.backend.connection_changed.connect(self._connection_changed)
         self.backend.workers_changed.connect(self._workers_changed)
-        self.backend.job_submitted.connect(self._job_submitted)
-        self.backend.submit_failed.connect(self._submit_failed)
+        self.submitter.job_submitted.connect(self._job_submitted)
+        self.submitter.submit_failed.connect(self._submit_failed)
+        self.submitter.queued.connect(self.backend.follow_submitted)
+        self.submitter.unconfirmed.connect(self.backend.read_jobs_again)
         self.backend.job_changed.connect(self._job_changed)
         self.backend.job_lost.connect(self._job_lost)
         self.backend.image_ready.connect(self._image_ready)
         self.backend.preview_ready.connect(self._preview_ready)
-        self.backend.jobs_found.connect(self.keeper.adopt)
+        self.backend.jobs_found.connect(self.submitter.pass_on_jobs)
+        self.submitter.jobs_found.connect(self.keeper.adopt)
         self.backend.queue_estimated.connect(self.jobs.set_estimates)
         self.keeper.follow_requested.connect(self.backend.follow)
         self.keeper.unfollow_requested.connect(self.backend.unfollow)
         self.keeper.follow_pending()
+        self.submitter_thread.start()
         self.backend_thread.start()
 
     def closeEvent(self, event) -> None:
@@ -235,6 +246,10 @@ class MainWindow(QMainWindow):
             QMetaObject.invokeMethod(self.backend, "stop", Qt.ConnectionType.BlockingQueuedConnection)
             self.backend_thread.quit()
             self.backend_thread.wait(5000)
+        if self.submitter_thread.isRunning():  # once a submit in flight is answered
+            QMetaObject.invokeMethod(self.submitter, "stop", Qt.ConnectionType.BlockingQueuedConnection)
+            self.submitter_thread.quit()
+            self.submitter_thread.wait(5000)
         self.keeper.shutdown()
 
     def _load_history(self) -> None:
@@ -248,21 +263,23 @@ class MainWindow(QMainWindow):
 
     # -- actions
     def submit(self, request) -> None:
-        self.sending += 1
+        self.sending.append("job")
         if self.settings is not None:
             self.settings.setValue(COMPOSE_KEY, json.dumps(self.compose.values()))
         self.statusBar().showMessage("sending…")  # until the backend answers, however long Redis takes
         self.submit_requested.emit(request)
 
     def submit_plot(self, plot) -> None:
-        self.sending += 1
+        self.sending.append("plot")
         self.statusBar().showMessage("sending…")
         self.plot_submit_requested.emit(plot)
 
-    def _answered(self) -> None:
-        self.sending = max(0, self.sending - 1)
+    def _answered(self) -> str:
+        """The kind of submit the backend answered (it answers them in order)."""
+        kind = self.sending.popleft() if self.sending else "job"
         if not self.sending and self.statusBar().currentMessage() == "sending…":
             self.statusBar().clearMessage()
+        return kind
 
     def show_grid(self, grid: GridModel | None) -> None:
         if grid is self.current_grid:
@@ -429,12 +446,12 @@ class MainWindow(QMainWindow):
         self._submit_variant(base, [item.prompt], seeds[: L.MAX_ITEMS])
 
     def copy_image(self) -> None:
-        """The selected cell's image to the clipboard."""
+        """The selected cell's PNG, its generation metadata kept, and its image to the clipboard."""
         png = self.selected_png()
         cell = self.grid_view.selected_cell()
         if png is None or cell is None or self.current_grid is None:
             return
-        QGuiApplication.clipboard().setImage(self.current_grid.index(*cell).data(ImageRole) or QImage.fromData(png))
+        copy_png(png, self.current_grid.index(*cell).data(ImageRole))
         self.statusBar().showMessage("image copied", 2000)
 
     # -- drag and drop of PNGs
@@ -464,8 +481,10 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("no online workers", 3000)
 
     def _submit_failed(self, field: str, message: str) -> None:
-        self._answered()
-        self.compose.show_error(field, message)
+        if self._answered() == "plot":
+            self.compose.plot.show_refusal(field, message)
+        else:
+            self.compose.show_error(field, message)
         if not field:  # not a field's fault: Redis's, with its reason
             self.statusBar().showMessage(message, 10000)
 

@@ -1,6 +1,6 @@
 """One Z layer of a submitted plot as a grid: X values are the columns, Y values the rows; each cell's image comes
-from its (job, item index) as the plot's jobs make them. Plots are listed with the grids for the session; their
-images are not saved to the history folder (a restart shows the plot's jobs as grids of their own)."""
+from its (job, item index) as the plot's jobs make them. Kept in the history folder like a job's grid (NNN.png is
+cell NNN's image), with a record of the plot from which it is made again after a restart."""
 
 import io
 from collections import defaultdict
@@ -10,9 +10,10 @@ from PySide6.QtCore import QModelIndex, QPersistentModelIndex, Qt
 from PySide6.QtGui import QImage
 
 from seedgrid.client.gui.grid_model import GridModel
+from seedgrid.client.gui.history_store import SavedGrid
 from seedgrid.client.plots import SubmittedPlot, plot_progress, plot_state
 from seedgrid.shared.job import JobState, JobStatus
-from seedgrid.shared.plot import Cell
+from seedgrid.shared.plot import Cell, axes_json, plot_from_json
 from seedgrid.shared.plot_image import plot_image
 from seedgrid.shared.request import Item, JobRequest
 
@@ -37,6 +38,59 @@ class PlotGridModel(GridModel):
         self.cell_jobs = [submitted.cell_job(first + i)[0] for i in range(len(self.cells))]
         for i in range(len(self.cells)):
             self.places[submitted.cell_job(first + i)].append(i)
+
+    def record(self) -> dict:
+        """What from_saved needs, besides the base request, to make this grid again."""
+        s = self.submitted
+        return {"plot_id": s.plot_id, "job_ids": s.job_ids, "layer": self.layer, "axes": axes_json(self.plot),
+                "submitted_at": s.submitted_at}  # fmt: skip
+
+    @classmethod
+    def from_saved(cls, saved: SavedGrid, parent=None) -> "PlotGridModel | None":
+        """The layer a history folder holds, its cells done and its jobs' last states; None if it is unreadable."""
+        record = saved.plot
+        try:
+            plot = plot_from_json(saved.request, record["axes"])
+            job_ids = [str(j) for j in record["job_ids"]]
+            layer = int(record["layer"])
+            submitted = SubmittedPlot(str(record["plot_id"]), plot, job_ids, float(record["submitted_at"]))
+            if len(job_ids) != len(plot.jobs) or not 0 <= layer < plot.shape[2]:
+                return None
+            statuses = {
+                job_id: JobStatus.model_validate({**saved.plot_jobs[job_id], "request": plot.jobs[i]})
+                for i, job_id in enumerate(job_ids)
+                if job_id in saved.plot_jobs
+            }
+        except (KeyError, TypeError, ValueError):
+            return None
+        grid = cls(saved.job_id, submitted, layer, parent)
+        grid.statuses, grid.gone, grid.name = statuses, saved.gone, saved.name
+        grid.done = {i for i in saved.done if i < len(grid.cells)}
+        return grid
+
+    def cells_of(self, job_id: str, index: int) -> list[int]:
+        """The cells here that show item `index` of `job_id`."""
+        return self.places.get((job_id, index), [])
+
+    def pending_jobs(self) -> dict[str, set[int]]:
+        """The plot's jobs that may still change or owe this layer images, each with its items made here."""
+        if self.gone:
+            return {}
+        made: dict[str, set[int]] = defaultdict(set)
+        owed: set[str] = set()
+        for (job_id, index), cells in self.places.items():
+            if all(c in self.done for c in cells):
+                made[job_id].add(index)
+            else:
+                owed.add(job_id)
+
+        def pending(job_id: str) -> bool:
+            status = self.statuses.get(job_id)
+            return (
+                status is None or not status.state.finished or (status.state == JobState.SUCCEEDED and job_id in owed)
+            )
+
+        return {job_id: made[job_id] for job_id in dict.fromkeys(self.cell_jobs) if pending(job_id)}
 
     @property
     def title(self) -> str:
@@ -111,19 +165,9 @@ class PlotGridModel(GridModel):
         self.status = status
         self._changed_all()
 
-    def place_image(self, job_id: str, index: int, image: QImage, png: bytes) -> bool:
-        """The image of item `index` of `job_id` into the cells it belongs to; False when none here."""
-        cells = self.places.get((job_id, index), [])
-        for cell in cells:
-            self.set_image(cell, image, png)
-        return bool(cells)
-
     def place_preview(self, job_id: str, index: int, image: QImage) -> None:
         for cell in self.places.get((job_id, index), []):
             self.set_preview(cell, image)
-
-    def unload(self) -> None:
-        """Kept decoded: a plot's images are not in the history folder to load again."""
 
     def picture(self) -> Image.Image:
         images: list[Image.Image | None] = [None] * len(self.plot.cells)

@@ -26,6 +26,9 @@ SETTING_LABELS = {
     "lora": "LoRA weight",
 }
 DEFAULT_SETTINGS = {"x": "steps", "y": "seed", "z": "scheduler"}
+# a request field -> the axis setting that sweeps it, where a refusal of the field is shown
+FIELD_SETTINGS = {"seeds": "seed", "negative_prompt": "negative", "width": "size", "height": "size", "loras": "lora"}
+FIELD_SETTINGS.update({name: name for name in ("steps", "guidance", "scheduler", "model")})
 ERROR_LINES = 2  # the room an axis's error keeps, shown or not; a longer one is cut (all of it in the tooltip)
 
 
@@ -74,10 +77,17 @@ class AxisRow:
 class PlotPanel(QWidget):
     plot_requested = Signal(object)  # a Plot, every axis checked
 
-    def __init__(self, base_request: Callable[[], JobRequest | None], parent=None):
-        """`base_request`: the compose fields' request, or None with their errors shown."""
+    def __init__(
+        self,
+        base_request: Callable[[], JobRequest | None],
+        show_field_error: Callable[[str, str], None] | None = None,
+        parent=None,
+    ):
+        """`base_request`: the compose fields' request, or None with their errors shown; `show_field_error`: where
+        a refusal of a field no axis sweeps is shown (the compose panel's field)."""
         super().__init__(parent)
         self.base_request = base_request
+        self.show_field_error = show_field_error
         self.seconds_per_image: float | None = None  # the last finished job's, for the time estimate
         self.mode = QCheckBox("Plot mode: sweep settings on X, Y, Z")
         self.axes = QWidget()
@@ -169,6 +179,18 @@ class PlotPanel(QWidget):
             else:
                 self.general_error.setText(message)
         return plot
+
+    def show_refusal(self, field: str, message: str) -> None:
+        """A submitted plot refused (a model no worker serves, a LoRA none allows): at the axis sweeping the
+        field, else at the field."""
+        setting = FIELD_SETTINGS.get(field)
+        row = next((r for r in self.rows.values() if r.spec() and r.setting_name() == setting), None)
+        if row is not None:
+            row.show_error(f"{row.name} {setting}: {message}")
+        elif field and self.show_field_error is not None:
+            self.show_field_error(field, message)
+        else:
+            self.general_error.setText(message)
 
     def submit(self) -> None:
         plot = self.build_plot()
