@@ -1,6 +1,9 @@
 """Real parts for the tests: a Redis server the tests start, and seedgrid worker processes (tiny model)."""
 
+import atexit
 import os
+import shutil
+import tempfile
 import threading
 import uuid
 
@@ -12,6 +15,12 @@ from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.settings import get_settings
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+# The app's settings and history go to a folder of this test process, never the user's (`seedgrid up` and
+# `seedgrid app` started by the tests inherit it).
+_HOME = tempfile.mkdtemp(prefix="seedgrid-tests-")
+atexit.register(shutil.rmtree, _HOME, True)
+for _name in ("XDG_CONFIG_HOME", "XDG_DATA_HOME", "XDG_CACHE_HOME"):
+    os.environ[_name] = os.path.join(_HOME, _name.lower())
 # One torch thread per process: the tests run a client and one or two workers side by side on
 # few cores, where torch's default (a thread per core in every process) makes them thrash.
 os.environ.setdefault("OMP_NUM_THREADS", "1")

@@ -99,13 +99,11 @@ def test_the_app_places_its_job_behind_every_clients_jobs_as_the_workers_take_th
             cli.submit(request(model), require_worker=False)
         app = Backend(server.url, me, poll_ms=60_000)
         sent: list[dict[str, QueueEstimate]] = []
-        submitted: list[str] = []
         app.queue_estimated.connect(sent.append)
-        app.job_submitted.connect(lambda job_id, _: submitted.append(job_id))
         app.start()
         try:
-            app.submit(request(model))
-            normal = submitted[0]
+            normal = also_me.submit(request(model))  # as the app's submitter sends it, then the app follows it
+            app.follow_submitted([normal])
             assert sent[-1][normal].position == 6
             assert worker_order(cli, model).index(normal) == 5
 

@@ -44,7 +44,11 @@ def test_up_restarts_a_dead_worker_and_stops_everything_on_ctrl_c():
             first = wait_for(lambda: workers_of(parent), 60, "the local worker")[0]
             started = {p.pid for p in parent.children(recursive=True)}  # the private Redis and the worker
             first.kill()  # as an out-of-memory kill would
-            second = wait_for(lambda: [w for w in workers_of(parent) if w.pid != first.pid], 30, "a new worker")[0]
+            try:
+                second = wait_for(lambda: [w for w in workers_of(parent) if w.pid != first.pid], 30, "a new worker")[0]
+            except AssertionError:
+                err.seek(0)
+                raise AssertionError(f"no new worker; seedgrid up said:\n{err.read()[-3000:]}") from None
             started |= {p.pid for p in parent.children(recursive=True)}
             proc.send_signal(signal.SIGINT)
             assert proc.wait(30) == 0
