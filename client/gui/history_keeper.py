@@ -41,8 +41,7 @@ class HistoryKeeper(QObject):
 
     def restore(self) -> None:
         """The saved grids, oldest dropped beyond the cap; thumbnails follow from the loader thread."""
-        self.store.prune(history_cap())
-        grids = [grid for saved in reversed(self.store.list()) if (grid := self._grid(saved)) is not None]
+        grids = [grid for saved in reversed(self.store.kept(history_cap())) if (grid := self._grid(saved)) is not None]
         for grid in grids:
             self.model.add(grid)
         self._load_thumbnails.emit([g.job_id for g in reversed(grids)])

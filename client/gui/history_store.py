@@ -90,6 +90,13 @@ class HistoryStore:
             self.delete(job_id)
         return dropped
 
+    def kept(self, keep: int) -> list[SavedGrid]:
+        """The newest `keep` grids, newest first, the older ones deleted: one listing for both."""
+        saved = self.list()
+        for grid in saved[max(0, keep) :]:
+            self.delete(grid.job_id)
+        return saved[: max(0, keep)]
+
     def list(self) -> list[SavedGrid]:
         """Every grid, newest first, without reading a PNG; unreadable folders are skipped."""
         if not self.root.is_dir():
