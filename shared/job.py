@@ -54,9 +54,17 @@ class JobStatus(BaseModel):
     lost_worker: str = ""  # the worker that stopped while running this job; another took it over
     plot_id: str = ""  # the plot the job is part of (names.plot_jobs_key lists the plot's jobs)
     error: str = ""
+    phase: str = ""  # what a started job does before its first step: "loading model NAME" (else empty)
     submitted_at: float = 0.0
     started_at: float = 0.0
     finished_at: float = 0.0
+
+    @property
+    def activity(self) -> str:
+        """The state as people read it: a started job's phase while it has one ("loading model NAME")."""
+        if self.phase and self.state in (JobState.STARTED, JobState.RUNNING):
+            return self.phase
+        return self.state.value
 
     @property
     def progress(self) -> float:

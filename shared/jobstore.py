@@ -101,13 +101,21 @@ class JobStore:
         self._set_state_if(job_id, JobState.QUEUED, JobState.CANCELLED)
 
     # -- written by the worker
-    def mark_started(self, job_id: str, worker: str, turn: int = 0) -> int:
-        """Record a start; returns how often this turn was delivered (above 1: a worker died with it)."""
+    def mark_started(self, job_id: str, worker: str, turn: int = 0, phase: str = "") -> int:
+        """Record a start, in `phase` until the first step ("loading model NAME"); returns how often this turn
+        was delivered (above 1: a worker died with it)."""
         key, turns = names.job_key(job_id), names.job_turns_key(job_id)
         with self.redis.pipeline() as p:
             p.hset(
                 key,
-                mapping={"state": JobState.STARTED.value, "worker": worker, "step": 0, "batch_size": 0, "error": ""},
+                mapping={
+                    "state": JobState.STARTED.value,
+                    "worker": worker,
+                    "step": 0,
+                    "batch_size": 0,
+                    "error": "",
+                    "phase": phase,
+                },
             )
             p.hsetnx(key, "started_at", time.time())
             p.hsetnx(key, "attempts", 1)
@@ -123,7 +131,7 @@ class JobStore:
         """Between two turns of a large job: back in the queue, behind other clients' jobs."""
         key = names.job_key(job_id)
         with self.redis.pipeline() as p:
-            p.hset(key, mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0})
+            p.hset(key, mapping={"state": JobState.QUEUED.value, "step": 0, "batch_size": 0, "phase": ""})
             if model:
                 index_queued(p, job_id, model, self.ttl)
             if next_turn is not None:  # what a takeover sends if the worker stops before the next turn starts
@@ -146,6 +154,7 @@ class JobStore:
                         "steps": steps,
                         "batch_size": batch_size,
                         "images_done": images_done,
+                        "phase": "",  # the model has loaded
                     },
                 )
             for job_id in leases:
@@ -184,7 +193,10 @@ class JobStore:
 
     def finish(self, job_id: str, state: JobState, error: str = "") -> None:
         with self.redis.pipeline() as p:
-            p.hset(names.job_key(job_id), mapping={"state": state.value, "error": error, "finished_at": time.time()})
+            p.hset(
+                names.job_key(job_id),
+                mapping={"state": state.value, "error": error, "phase": "", "finished_at": time.time()},
+            )
             self._signal_finished(p, job_id)
             p.execute()
 

@@ -8,6 +8,7 @@ from seedgrid.shared.names import queue_for_model
 from seedgrid.shared.request import JobRequest, RequestError, parse_request
 from seedgrid.worker.hand_over import idle_worker_with
 from seedgrid.worker.merging import Resend, give_back, take_in
+from seedgrid.worker.model_shelf import ModelShelf
 from seedgrid.worker.redis_retry import if_redis_answers, until_redis_returns
 from seedgrid.worker.runtime import WorkerRuntime
 from seedgrid.worker.turn import TurnJob, run_turn
@@ -60,7 +61,10 @@ def run_job(
             log.info("job %s: worker %s has %s loaded and is idle; handed over to it", job_id, other, request.model)
             until_redis_returns(hand_over)
             return finished(job_id, JobState.QUEUED, handed_to=other)
-        engine.check(request)
+        if isinstance(engine, ModelShelf):  # a model not on the device loads once the job has started
+            engine.check(request, load=False)
+        else:
+            engine.check(request)
     except RequestError as exc:
         log.warning("job %s refused: %s", job_id, exc)
         if current is not None or not until_redis_returns(store.refuse, job_id, str(exc)):
@@ -98,12 +102,22 @@ def run_leased(
 ) -> dict:
     """The delivery of a job whose lease this worker holds (`held`: the jobs it holds leases on)."""
     store, engine = runtime.store, runtime.engine
-    deliveries = until_redis_returns(store.mark_started, job_id, runtime.name, turn)
+    loading = isinstance(engine, ModelShelf) and request.model not in engine.loaded
+    phase = f"loading model {request.model}" if loading else ""
+    deliveries = until_redis_returns(store.mark_started, job_id, runtime.name, turn, phase)
     if deliveries > MAX_DELIVERIES:
         message = f"the job stopped its worker {deliveries - 1} times and is not tried again"
         log.error("job %s: %s", job_id, message)
         until_redis_returns(store.finish, job_id, JobState.FAILED, message)
         return finished(job_id, JobState.FAILED, error=message)
+    try:
+        # Loads the job's model if `phase` says so (its record shows it; the lease keeper renews the lease
+        # meanwhile, so a worker that dies loading loses no job); the first step clears the phase.
+        engine.check(request)
+    except RequestError as exc:
+        log.warning("job %s failed: %s", job_id, exc)
+        until_redis_returns(store.finish, job_id, JobState.FAILED, str(exc))
+        return finished(job_id, JobState.FAILED, error=str(exc))
     done = until_redis_returns(store.stored_indices, job_id)
     pending = [item for item in request.items() if item.index not in done]
     limit = engine.max_batch if runtime.turn_images is None else runtime.turn_images

@@ -80,7 +80,10 @@ class ModelShelf:
     def offers(self) -> list[ModelOffer]:
         return [source.offer.model_copy(update={"loaded": source.name in self.loaded}) for source in self.sources]
 
-    def check(self, request: JobRequest) -> None:
+    def check(self, request: JobRequest, load: bool = True) -> None:
+        """Refuse what this worker cannot serve, naming the field: a model it does not serve, a LoRA it does not
+        allow, then what the model's engine refuses, loading the model first. With `load` False a model not on
+        the device is not loaded, and its engine's refusals wait for the check that loads it."""
         if request.model not in self.by_name:
             served = ", ".join(repr(name) for name in self.model_names)
             raise RequestError("model", f"this worker serves {served}, not {request.model!r}", rule="")
@@ -88,7 +91,8 @@ class ModelShelf:
             if lora.name not in self.loras:
                 rule = allowed_loras_rule(self.loras)
                 raise RequestError("loras", f"{lora.name!r} is not allowed on this worker", rule=rule)
-        self.engine_for(request.model).check(request)
+        if load or request.model in self.loaded:
+            self.engine_for(request.model).check(request)
 
     def run(
         self,

@@ -88,12 +88,13 @@ def list_jobs(args: argparse.Namespace) -> int:
     if not jobs:
         print("no jobs")
         return 0
-    print(f"{'JOB':32}  {'STATE':9} {'DONE':4}  {'IMAGES':7}  {'WORKER':24} PROMPT")
+    width = max(9, *(len(s.activity) for s in jobs))  # "loading model NAME" while a worker loads its model
+    print(f"{'JOB':32}  {'STATE':{width}} {'DONE':4}  {'IMAGES':7}  {'WORKER':24} PROMPT")
     for s in jobs:
         prompt = s.request.prompts[0][:40] if s.request else ""
         prompt += f"  (plot {s.plot_id[:8]})" if s.plot_id else ""
         images = f"{s.images_done}/{s.images_total}"
-        print(f"{s.job_id}  {s.state.value:9} {s.progress:4.0%}  {images:7}  {s.worker or '-':24} {prompt}")
+        print(f"{s.job_id}  {s.activity:{width}} {s.progress:4.0%}  {images:7}  {s.worker or '-':24} {prompt}")
     return 0
 
 

@@ -53,4 +53,4 @@ def run(args: argparse.Namespace) -> int:
 def describe_unfinished(status: JobStatus) -> str:
     if status.state == JobState.RUNNING:
         return f"running (step {status.step}/{status.steps}, images {status.images_done}/{status.images_total})"
-    return status.state.value
+    return status.activity

@@ -41,7 +41,8 @@ class ProgressBar(LineBar):
 
     def update(self, status: JobStatus) -> None:
         head, filled = self.head(status.progress)
-        detail = status.state.value
+        detail = status.activity  # "loading model NAME" while a worker loads the job's model
         if status.state == JobState.RUNNING:
             detail = f"step {status.step}/{status.steps}, images {status.images_done}/{status.images_total}"
-        self.show(f"{head} {detail}", (status.state, filled // 6))  # not a terminal: a line per state or fifth
+        # not a terminal: a line per state, phase or fifth
+        self.show(f"{head} {detail}", (status.state, status.phase, filled // 6))

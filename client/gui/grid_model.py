@@ -94,7 +94,7 @@ class GridModel(QAbstractTableModel):
     @property
     def title(self) -> str:
         prompt = self.request.prompts[0]
-        state = self.gone or (self.status.state.value if self.status else self.unknown_state)
+        state = self.gone or (self.status.activity if self.status else self.unknown_state)
         more = f" (+{len(self.request.prompts) - 1} prompts)" if len(self.request.prompts) > 1 else ""
         label = self.name or f"{prompt[:48]}{more}"
         return f"{label} · {len(self.request.seeds)} seeds · {state}"

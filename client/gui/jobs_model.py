@@ -72,7 +72,7 @@ class JobsModel(RowsTableModel):
             return self.gone[job.job_id][0]
         if job.state == JobState.QUEUED and job.lost_worker:
             return "worker lost, waiting for another"
-        return job.state.value
+        return job.activity  # "loading model NAME" while a worker loads the job's model
 
     def mark_gone(self, job_id: str, state: str, reason: str) -> None:
         self.gone[job_id] = (state, reason)

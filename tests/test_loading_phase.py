@@ -1,0 +1,135 @@
+"""A job whose model is not loaded yet is started by the worker that took it, and its record says the model is
+loading until the first step: a real Redis and a real worker process of two simulated models (no torch) whose
+load takes seconds; then how the CLI and the app show such a job."""
+
+import io
+import signal
+import time
+
+import pytest
+
+from seedgrid.client.api import SeedgridClient
+from seedgrid.client.cli.progress import ProgressBar
+from seedgrid.client.gui.backend import Throughput, estimate_queue
+from seedgrid.shared.embedded_redis import EmbeddedRedis
+from seedgrid.shared.job import JobState, JobStatus
+from seedgrid.shared.request import JobRequest
+from tests.conftest import WorkerFactory
+
+A, B = "simulated-a", "simulated-b"
+LOAD_SECONDS = 3
+
+
+def request(model: str) -> JobRequest:
+    return JobRequest(model=model, prompts=["a loading dock"], seeds=[0, 1], steps=2, width=64, height=64)
+
+
+def follow(client: SeedgridClient, job_id: str, timeout: float = 60.0) -> list[tuple[float, JobStatus]]:
+    """Every record read until the job finished (every 50 ms), with when it was read."""
+    seen: list[tuple[float, JobStatus]] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        seen.append((time.monotonic(), client.status(job_id)))
+        if seen[-1][1].state.finished:
+            return seen
+        time.sleep(0.05)
+    raise TimeoutError(f"job {job_id} did not finish; last {seen[-1][1]!r}")
+
+
+@pytest.mark.processes
+def test_a_job_waiting_for_its_model_is_started_and_says_the_model_is_loading(tmp_path):
+    with EmbeddedRedis() as redis_server:
+        factory = WorkerFactory(redis_server.url, tmp_path)
+        try:
+            # 0.5 s an image: a batch of two takes 1 s, its first step a visible 0.5 s before the second
+            args = ["--model", B, "--keep", "1", "--simulated-seconds", "0.5"]
+            worker = factory.start(
+                name="two-models", model=A, extra_args=[*args, "--simulated-load-seconds", str(LOAD_SECONDS)]
+            )
+            with SeedgridClient(redis_server.url) as client:
+                seen = follow(client, client.submit(request(B)))  # B is not loaded: A loaded at start
+                statuses = [status for _, status in seen]
+                last = statuses[-1]
+                assert last.state == JobState.SUCCEEDED, last.error
+                assert last.phase == "" and last.activity == "succeeded"
+                loading = [(at, s) for at, s in seen if s.phase]
+                assert loading, [(s.state.value, s.phase) for s in statuses]
+                # Started by its worker for the whole load (seconds), never queued again once taken
+                assert {(s.state, s.phase, s.worker) for _, s in loading} == {
+                    (JobState.STARTED, f"loading model {B}", worker.name)
+                }
+                assert loading[-1][0] - loading[0][0] >= LOAD_SECONDS - 1
+                taken = next(i for i, s in enumerate(statuses) if s.state != JobState.QUEUED)
+                assert all(s.state != JobState.QUEUED for s in statuses[taken:])
+                assert statuses[taken].phase == f"loading model {B}"  # the start comes before the load
+                running = [s for s in statuses if s.state == JobState.RUNNING]
+                assert running and not any(s.phase for s in running)  # the first step cleared it
+
+                # B is loaded now: its next job has no phase at any point
+                seen = follow(client, client.submit(request(B)))
+                assert seen[-1][1].state == JobState.SUCCEEDED and not any(s.phase for _, s in seen)
+        finally:
+            factory.stop_all()
+
+
+@pytest.mark.processes
+def test_a_worker_killed_while_loading_the_model_loses_no_job(tmp_path):
+    """The worker holds the job's lease during the load: once it lapses a live worker takes the job over (the
+    visibility timeout, far longer, plays no part)."""
+    with EmbeddedRedis() as redis_server:
+        factory = WorkerFactory(
+            redis_server.url, tmp_path, visibility_timeout="60", env={"SEEDGRID_LEASE_SECONDS": "2"}
+        )
+        try:
+            args = ["--model", B, "--keep", "1", "--simulated-seconds", "0.01", "--simulated-load-seconds", "4"]
+            loader = factory.start(name="loader", model=A, extra_args=args)
+            with SeedgridClient(redis_server.url) as client:
+                job_id = client.submit(request(B))
+                deadline = time.monotonic() + 30
+                while (status := client.status(job_id)).phase != f"loading model {B}":
+                    assert time.monotonic() < deadline and not status.state.finished, status
+                    time.sleep(0.05)
+                loader.process.send_signal(signal.SIGKILL)  # in the middle of its 4 s load
+                loader.process.wait(10)
+                # Started after the kill, with B loaded: the loader could not have handed the job to it.
+                factory.start(name="rescuer", model=B, extra_args=["--simulated-seconds", "0.01"])
+                final = client.wait(job_id, timeout=60)
+                assert final.state == JobState.SUCCEEDED, final.error
+                assert (final.worker, final.lost_worker, final.attempts, final.phase) == ("rescuer", "loader", 2, "")
+                assert [r.index for r in client.images(job_id)] == [0, 1]
+        finally:
+            factory.stop_all()
+
+
+def loading_status() -> JobStatus:
+    return JobStatus(
+        job_id="j" * 32, state=JobState.STARTED, request=request(B), worker="w", images_total=2, steps=2,
+        phase=f"loading model {B}", submitted_at=100.0, started_at=101.0,
+    )  # fmt: skip
+
+
+def test_the_cli_progress_line_says_the_model_is_loading_then_the_steps():
+    stream = io.StringIO()  # not a terminal: a line per state, phase or fifth
+    bar = ProgressBar("job", stream=stream)
+    status = loading_status()
+    bar.update(status)
+    bar.update(status.model_copy(update={"state": JobState.RUNNING, "phase": "", "step": 1}))
+    lines = stream.getvalue().splitlines()
+    assert lines[0].endswith(f"0% loading model {B}") and lines[1].endswith("step 1/2, images 0/2")
+    # a phase left by a worker that stopped loading is not shown once the job is queued again
+    assert status.model_copy(update={"state": JobState.QUEUED}).activity == "queued"
+
+
+def test_the_app_shows_the_loading_model_and_counts_the_job_as_running(qapp):
+    from seedgrid.client.gui.grid_model import GridModel
+    from seedgrid.client.gui.jobs_model import JobsModel
+
+    status = loading_status()
+    jobs = JobsModel()
+    jobs.upsert(status)
+    assert jobs.data(jobs.index(0, JobsModel.columns.index("state"))) == f"loading model {B}"
+    grid = GridModel(status.job_id, request(B))
+    grid.set_status(status)
+    assert grid.title.endswith(f"· loading model {B}")
+    [estimate] = estimate_queue([status], [], Throughput(), 110.0).values()
+    assert estimate.position == 0  # taken by a worker: not in the queue
