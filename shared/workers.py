@@ -82,8 +82,13 @@ class WorkerInfo(ModelTakes):
     model_loads: int = 0  # models loaded since start (switches between models)
     busy: bool = False
     current_job: str = ""
+    loading: str = ""  # the model it is loading for current_job
     jobs_done: int = 0
     started_at: float = 0.0
+
+    def state(self) -> str:
+        """idle, busy, or loading a model for a job."""
+        return f"loading {self.loading}" if self.loading else "busy" if self.busy else "idle"
 
     def offers(self) -> list[ModelOffer]:
         if self.models:

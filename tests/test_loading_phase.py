@@ -89,6 +89,12 @@ def test_a_worker_killed_while_loading_the_model_loses_no_job(tmp_path):
                 while (status := client.status(job_id)).phase != f"loading model {B}":
                     assert time.monotonic() < deadline and not status.state.finished, status
                     time.sleep(0.05)
+                # Its heartbeat (every 2 s) says it is loading B for the job, so nothing is handed to it meanwhile
+                while not (info := next(w for w in client.workers() if w.name == "loader")).loading:
+                    assert time.monotonic() < deadline, info
+                    time.sleep(0.05)
+                assert (info.state(), info.busy, info.current_job) == (f"loading {B}", True, job_id)
+                assert client.status(job_id).phase == f"loading model {B}"  # still loading: killed mid-load
                 loader.process.send_signal(signal.SIGKILL)  # in the middle of its 4 s load
                 loader.process.wait(10)
                 # Started after the kill, with B loaded: the loader could not have handed the job to it.
@@ -133,3 +139,21 @@ def test_the_app_shows_the_loading_model_and_counts_the_job_as_running(qapp):
     assert grid.title.endswith(f"· loading model {B}")
     [estimate] = estimate_queue([status], [], Throughput(), 110.0).values()
     assert estimate.position == 0  # taken by a worker: not in the queue
+
+
+def test_a_long_model_load_is_not_taken_for_a_stuck_worker(monkeypatch):
+    """The stuck watchdog restarts a worker busy without progress for SEEDGRID_STUCK_SECONDS; a model load is
+    busy without steps for as long as it takes, and must not count."""
+    from seedgrid.shared.jobstore import JobStore
+    from seedgrid.shared.redis_conn import connect
+    from seedgrid.worker.runtime import WorkerRuntime
+    from seedgrid.worker.simulated import SimulatedEngine
+
+    monkeypatch.setenv("SEEDGRID_STUCK_SECONDS", "1")
+    with EmbeddedRedis() as server:
+        runtime = WorkerRuntime(engine=SimulatedEngine(0.0, 4), store=JobStore(connect(server.url)), name="w")
+        runtime.busy, runtime.current_job, runtime.last_progress = True, "j" * 32, time.monotonic() - 5
+        assert runtime.stuck()
+        runtime.loading = B
+        assert not runtime.stuck()
+        assert runtime.info().state() == f"loading {B}"

@@ -110,6 +110,8 @@ def run_leased(
         log.error("job %s: %s", job_id, message)
         until_redis_returns(store.finish, job_id, JobState.FAILED, message)
         return finished(job_id, JobState.FAILED, error=message)
+    if loading:  # the heartbeat says so; a load is not a hung GPU loop for the stuck watchdog
+        runtime.busy, runtime.current_job, runtime.loading = True, job_id, request.model
     try:
         # Loads the job's model if `phase` says so (its record shows it; the lease keeper renews the lease
         # meanwhile, so a worker that dies loading loses no job); the first step clears the phase.
@@ -118,6 +120,9 @@ def run_leased(
         log.warning("job %s failed: %s", job_id, exc)
         until_redis_returns(store.finish, job_id, JobState.FAILED, str(exc))
         return finished(job_id, JobState.FAILED, error=str(exc))
+    finally:
+        if loading:
+            runtime.busy, runtime.current_job, runtime.loading = False, "", ""
     done = until_redis_returns(store.stored_indices, job_id)
     pending = [item for item in request.items() if item.index not in done]
     limit = engine.max_batch if runtime.turn_images is None else runtime.turn_images

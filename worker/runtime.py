@@ -38,6 +38,7 @@ class WorkerRuntime:
     started_at: float = field(default_factory=time.time)
     busy: bool = False
     current_job: str = ""
+    loading: str = ""  # the model being loaded for current_job
     jobs_done: int = 0
     device_description: tuple[str, float] | None = None
     last_progress: float = field(default_factory=time.monotonic)  # a step, a stored batch, a turn's start
@@ -164,7 +165,7 @@ class WorkerRuntime:
 
     def stuck(self) -> bool:
         """Busy with no progress for SEEDGRID_STUCK_SECONDS: a hung GPU loop (driver, kernel, deadlock)."""
-        return self.busy and time.monotonic() - self.last_progress > get_settings().stuck_seconds
+        return self.busy and not self.loading and time.monotonic() - self.last_progress > get_settings().stuck_seconds
 
     @property
     def model_names(self) -> list[str]:
@@ -204,6 +205,7 @@ class WorkerRuntime:
             memory_plan=self.memory_plans(),
             busy=self.busy,
             current_job=self.current_job,
+            loading=self.loading,
             jobs_done=self.jobs_done,
             started_at=self.started_at,
         )

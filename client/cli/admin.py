@@ -52,7 +52,7 @@ def list_workers(args: argparse.Namespace) -> int:
         return 0
     print(f"{'NAME':28} {'HOST':16} {'DEVICE':28} {'MODEL':40} {'BATCH':8} {'STATE':16} JOBS DONE")
     for w in workers:
-        state = f"busy ({w.current_job[:8]})" if w.busy else "idle"
+        state = f"{w.state()} ({w.current_job[:8]})" if w.busy else "idle"
         device = f"{w.device_name} {w.device_memory_gb:.1f} GB"
         batch = f"batch<={w.max_batch}"
         print(f"{w.name:28} {w.host:16} {device:28} {w.models_label():40} {batch:8} {state:16} done {w.jobs_done}")

@@ -48,7 +48,7 @@ def run(args: argparse.Namespace) -> int:
     except ValidationError:
         print(f"seedgrid health: worker {args.worker!r} sent a heartbeat this version cannot read", file=sys.stderr)
         return 1
-    state = f"busy with job {info.current_job}" if info.busy else "idle"
+    state = f"{info.state()} with job {info.current_job}" if info.busy else "idle"
     models = info.models_label()
     print(f"{info.name}: online, {state}, serving {models} on {info.device}, {info.jobs_done} jobs done")
     return 0

@@ -22,7 +22,7 @@ class WorkersModel(RowsTableModel):
             "host": w.host,
             "device": f"{w.device_name or w.device} ({w.device_memory_gb:g} GB)",
             "model": w.models_label(),
-            "state": "busy" if w.busy else "idle",
+            "state": w.state(),
             "done": str(w.jobs_done),
         }[self.columns[index.column()]]
 
