@@ -27,10 +27,12 @@ from diffusers import (
     StableDiffusionXLPipeline,
     UNet2DConditionModel,
 )
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, T5Config, T5EncoderModel
+from transformers import CLIPTextModelWithProjection, T5Config, T5EncoderModel
 
-from seedgrid.worker.models.tiny import build_tiny_tokenizer
+from bench.random_weights import Builders, clip_text_encoder, parameter_counts, seeded_modules
+from bench.sd15_configs import SD15_TEXT_CONFIG
 from seedgrid.worker.models.tiny_flux import build_tiny_t5_tokenizer
+from seedgrid.worker.models.tiny_parts import build_tiny_tokenizer
 
 # ---- SDXL base 1.0 ---------------------------------------------------------------------------
 
@@ -97,25 +99,8 @@ SDXL_VAE_CONFIG = {
     "up_block_types": ("UpDecoderBlock2D",) * 4,
 }
 
-# CLIP ViT-L/14's text tower (as SD1.5's); SDXL takes its penultimate hidden states.
-CLIP_L_TEXT_CONFIG = {
-    "attention_dropout": 0.0,
-    "bos_token_id": 0,
-    "dropout": 0.0,
-    "eos_token_id": 2,
-    "hidden_act": "quick_gelu",
-    "hidden_size": 768,
-    "initializer_factor": 1.0,
-    "initializer_range": 0.02,
-    "intermediate_size": 3072,
-    "layer_norm_eps": 1e-05,
-    "max_position_embeddings": 77,
-    "num_attention_heads": 12,
-    "num_hidden_layers": 12,
-    "pad_token_id": 1,
-    "projection_dim": 768,
-    "vocab_size": 49408,
-}
+# CLIP ViT-L/14's text tower, SD1.5's (bench/sd15_configs.py); SDXL takes its penultimate hidden states.
+CLIP_L_TEXT_CONFIG = SD15_TEXT_CONFIG
 
 # OpenCLIP ViT-bigG/14's text tower, with its projection (the pooled prompt).
 SDXL_TEXT_2_CONFIG = {
@@ -232,45 +217,25 @@ FLUX_T5_TOKENS = 512  # FLUX.1's tokenizer_2 model_max_length, FluxPipeline's li
 # ---- building --------------------------------------------------------------------------------
 
 
-def _clip(config: dict, tokenizer, cls=CLIPTextModel):
-    # The real vocabulary keeps the embedding tables their size; the byte-level tokenizer's ids all fall inside.
-    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id}
-    return cls(CLIPTextConfig(**dict(config, pad_token_id=tokenizer.pad_token_id, **ids)))
-
-
 def _t5(tokenizer) -> T5EncoderModel:
     config = dict(FLUX_T5_CONFIG, pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
     return T5EncoderModel(T5Config(**config))
 
 
-def _modules(device, dtype, seed, builders: dict) -> dict:
-    """Each module made on `device` (float32 init, then cast: one module's float32 copy at a time)."""
-    out = {}
-    with torch.random.fork_rng(devices=[]), torch.device(device):
-        torch.manual_seed(seed)
-        if str(device).startswith("cuda"):
-            torch.cuda.manual_seed(seed)
-        for name, build in builders.items():
-            out[name] = build().to(dtype).eval()
-            if str(device).startswith("cuda"):
-                torch.cuda.empty_cache()
-    return out
-
-
-def sdxl_modules(tokenizer, tokenizer_2) -> dict:
+def sdxl_modules(tokenizer, tokenizer_2) -> Builders:
     return {
         "unet": lambda: UNet2DConditionModel(**SDXL_UNET_CONFIG),
         "vae": lambda: AutoencoderKL(**SDXL_VAE_CONFIG),
-        "text_encoder": lambda: _clip(CLIP_L_TEXT_CONFIG, tokenizer),
-        "text_encoder_2": lambda: _clip(SDXL_TEXT_2_CONFIG, tokenizer_2, CLIPTextModelWithProjection),
+        "text_encoder": lambda: clip_text_encoder(CLIP_L_TEXT_CONFIG, tokenizer),
+        "text_encoder_2": lambda: clip_text_encoder(SDXL_TEXT_2_CONFIG, tokenizer_2, CLIPTextModelWithProjection),
     }
 
 
-def flux_schnell_modules(tokenizer, tokenizer_2) -> dict:
+def flux_schnell_modules(tokenizer, tokenizer_2) -> Builders:
     return {
         "transformer": lambda: FluxTransformer2DModel(**FLUX_SCHNELL_TRANSFORMER_CONFIG),
         "vae": lambda: AutoencoderKL(**FLUX_VAE_CONFIG),
-        "text_encoder": lambda: _clip(CLIP_L_TEXT_CONFIG, tokenizer),
+        "text_encoder": lambda: clip_text_encoder(CLIP_L_TEXT_CONFIG, tokenizer),
         "text_encoder_2": lambda: _t5(tokenizer_2),
     }
 
@@ -285,7 +250,7 @@ def t5_tokenizer():
 def build_sdxl_random(dtype: torch.dtype, device: str, seed: int = 0) -> StableDiffusionXLPipeline:
     """SDXL base 1.0's UNet, VAE and two text encoders with seeded random weights (3.5 billion parameters)."""
     tokenizer, tokenizer_2 = build_tiny_tokenizer(), build_tiny_tokenizer()
-    modules = _modules(device, dtype, seed, sdxl_modules(tokenizer, tokenizer_2))
+    modules = seeded_modules(device, dtype, seed, sdxl_modules(tokenizer, tokenizer_2))
     pipeline = StableDiffusionXLPipeline(
         **modules,
         tokenizer=tokenizer,
@@ -304,7 +269,7 @@ def build_flux_schnell_random(dtype: torch.dtype, device: str, seed: int = 0) ->
     On a GPU in bfloat16 that is about 34 GB; the T5-XXL encoder alone is 4.76 billion parameters.
     """
     tokenizer, tokenizer_2 = build_tiny_tokenizer(), t5_tokenizer()
-    modules = _modules(device, dtype, seed, flux_schnell_modules(tokenizer, tokenizer_2))
+    modules = seeded_modules(device, dtype, seed, flux_schnell_modules(tokenizer, tokenizer_2))
     pipeline = FluxPipeline(
         **modules,
         tokenizer=tokenizer,
@@ -319,6 +284,4 @@ def parameter_counts_on_meta(family: str) -> dict[str, int]:
     """Parameter counts of a family's networks, built on the meta device: no memory, no init time."""
     modules = sdxl_modules if family == "sdxl" else flux_schnell_modules
     tokenizer_2 = build_tiny_tokenizer() if family == "sdxl" else t5_tokenizer()
-    with torch.device("meta"):
-        built = {name: build() for name, build in modules(build_tiny_tokenizer(), tokenizer_2).items()}
-    return {name: sum(p.numel() for p in module.parameters()) for name, module in built.items()}
+    return parameter_counts(modules(build_tiny_tokenizer(), tokenizer_2))

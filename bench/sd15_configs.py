@@ -7,9 +7,10 @@ scheduler/ config.json files (keys that only record provenance are left out).
 
 import torch
 from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel
+from transformers import CLIPTextModel
 
-from seedgrid.worker.models.tiny import build_tiny_tokenizer
+from bench.random_weights import Builders, clip_text_encoder, parameter_counts, seeded_modules
+from seedgrid.worker.models.tiny_parts import build_tiny_tokenizer
 
 SD15_UNET_CONFIG = {
     "act_fn": "silu",
@@ -91,15 +92,11 @@ def build_sd15_vae() -> AutoencoderKL:
 
 
 def build_sd15_text_encoder(tokenizer) -> CLIPTextModel:
-    # The real vocabulary size (49408) keeps the embedding table SD1.5's size; the byte-level
-    # tokenizer's few hundred ids all fall inside it. Its own special-token ids replace CLIP's.
-    config = dict(
-        SD15_TEXT_CONFIG,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-    return CLIPTextModel(CLIPTextConfig(**config))
+    return clip_text_encoder(SD15_TEXT_CONFIG, tokenizer)
+
+
+def sd15_modules(tokenizer) -> Builders:
+    return {"unet": build_sd15_unet, "vae": build_sd15_vae, "text_encoder": lambda: build_sd15_text_encoder(tokenizer)}
 
 
 def build_sd15_random(dtype: torch.dtype, device: str, seed: int = 0) -> StableDiffusionPipeline:
@@ -111,18 +108,10 @@ def build_sd15_random(dtype: torch.dtype, device: str, seed: int = 0) -> StableD
     become 77 token ids, as with CLIP's BPE, so the text encoder does the same work.
     """
     tokenizer = build_tiny_tokenizer()
-    with torch.random.fork_rng(devices=[]), torch.device(device):
-        torch.manual_seed(seed)
-        if str(device).startswith("cuda"):
-            torch.cuda.manual_seed(seed)
-        unet = build_sd15_unet().to(dtype)
-        vae = build_sd15_vae().to(dtype)
-        text_encoder = build_sd15_text_encoder(tokenizer).to(dtype)
+    modules = seeded_modules(device, dtype, seed, sd15_modules(tokenizer))
     pipeline = StableDiffusionPipeline(
-        vae=vae.eval(),
-        text_encoder=text_encoder.eval(),
+        **modules,
         tokenizer=tokenizer,
-        unet=unet.eval(),
         scheduler=PNDMScheduler.from_config(SD15_SCHEDULER_CONFIG),
         safety_checker=None,
         feature_extractor=None,
@@ -134,10 +123,4 @@ def build_sd15_random(dtype: torch.dtype, device: str, seed: int = 0) -> StableD
 
 def parameter_counts_on_meta() -> dict[str, int]:
     """Parameter counts of the three networks, built on the meta device: no memory, no init time."""
-    with torch.device("meta"):
-        modules = {
-            "unet": build_sd15_unet(),
-            "vae": build_sd15_vae(),
-            "text_encoder": build_sd15_text_encoder(build_tiny_tokenizer()),
-        }
-    return {name: sum(p.numel() for p in module.parameters()) for name, module in modules.items()}
+    return parameter_counts(sd15_modules(build_tiny_tokenizer()))

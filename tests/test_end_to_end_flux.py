@@ -1,20 +1,14 @@
 """`seedgrid worker --model tiny-flux` serves jobs through Redis and Celery and refuses what Flux cannot take."""
 
-import io
-
-import numpy as np
 import pytest
-from PIL import Image
 
-from seedgrid.client.api import SeedgridClient
-from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
-from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest, RequestError
-from seedgrid.worker.engine import PipelineEngine
-from seedgrid.worker.models.loading import load_pipeline
-from tests.conftest import WorkerFactory
-from tests.helpers import pixels
+from tests.family_workers import (
+    check_a_seed_alone_here_gives_the_workers_image,
+    checked_pngs_by_seed,
+    own_redis_and_workers,
+)
 
 PROMPT = "a castle on a hill at night"
 
@@ -22,13 +16,8 @@ PROMPT = "a castle on a hill at night"
 @pytest.fixture
 def own_redis(tmp_path):
     """A Redis of its own, so no other test sees this worker: (client, worker factory)."""
-    with EmbeddedRedis() as redis_server:
-        factory = WorkerFactory(redis_server.url, tmp_path)
-        try:
-            with SeedgridClient(redis_server.url) as client:
-                yield client, factory
-        finally:
-            factory.stop_all()
+    with own_redis_and_workers(tmp_path) as client_and_factory:
+        yield client_and_factory
 
 
 @pytest.mark.processes
@@ -63,19 +52,8 @@ def test_a_tiny_flux_worker_serves_a_job_advertises_its_family_and_refuses_what_
     assert refused_status.state == JobState.FAILED
     assert "negative_prompt: Flux models take no negative prompt" in refused_status.error
 
-    pngs = {r.seed: client.image_png(job_id, r.index) for r in client.images(job_id)}
-    assert sorted(pngs) == [2, 5]
-    for seed, png in pngs.items():
-        meta = read_png_metadata(png)
-        assert meta.request == request and meta.item.seed == seed
-        assert f"CFG scale: 1, Distilled CFG Scale: 4, Seed: {seed}, Size: 80x64, Model: tiny-flux" in meta.parameters
-        assert Image.open(io.BytesIO(png)).size == (80, 64)
+    parameters = "CFG scale: 1, Distilled CFG Scale: 4, Seed: {seed}, Size: 80x64, Model: tiny-flux"
+    pngs = checked_pngs_by_seed(client, job_id, request, parameters)
 
     # The same seed alone, in this process: the same image as the worker's, made in a batch of two.
-    alone = request.model_copy(update={"seeds": [5]})
-    made: list = []
-    engine = PipelineEngine(load_pipeline("tiny-flux", "cpu"), "tiny-flux", "cpu")
-    engine.run(alone, alone.items(), lambda *_: None, lambda batch, images: made.extend(images))
-    here = np.asarray(made[0].convert("RGB"), dtype=np.int16)
-    assert int(np.abs(pixels(pngs[5]) - here).max()) <= 2
-    assert int(np.abs(pixels(pngs[2]) - pixels(pngs[5])).max()) > 20
+    check_a_seed_alone_here_gives_the_workers_image(request, pngs, seed=5, other=2)

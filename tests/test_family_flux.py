@@ -6,19 +6,26 @@ import numpy as np
 import pytest
 import torch
 from diffusers import FluxPipeline
-from PIL import Image
 from transformers import CLIPTextModel, T5EncoderModel
 
 from seedgrid.client.cli.request_args import add_request_options, request_from_args
 from seedgrid.shared.pngmeta import encode_png, parameters_text, read_png_metadata, request_from_parameters
 from seedgrid.shared.request import JobRequest, RequestError
 from seedgrid.shared.workers import WorkerInfo
-from seedgrid.worker import engine as engine_module
-from seedgrid.worker.engine import JobCancelled, PipelineEngine
+from seedgrid.worker.engine import PipelineEngine
 from seedgrid.worker.families import FAMILIES
-from seedgrid.worker.models.loading import load_pipeline
 from seedgrid.worker.models.tiny_flux import build_tiny_flux_pipeline
 from seedgrid.worker.preview import FLUX_LATENT_RGB, latents_to_rgb
+from tests.family_checks import (
+    OLDER_WORKERS_HEARTBEAT,
+    check_cancel_at_step_2_stops_the_job,
+    check_images_close_to_float32,
+    check_seed_gives_the_same_image_alone_and_inside_a_batch,
+    check_two_jobs_in_one_batch_give_what_each_gives_alone,
+    cpu_engine,
+    generate,
+    previews_at_every_step,
+)
 
 MODEL = "tiny-flux"
 SIZE = 64
@@ -27,7 +34,7 @@ STEPS = 2
 
 @pytest.fixture(scope="module")
 def engine() -> PipelineEngine:
-    return PipelineEngine(load_pipeline(MODEL, "cpu"), MODEL, "cpu")
+    return cpu_engine(MODEL)
 
 
 def job(**settings) -> JobRequest:
@@ -42,47 +49,6 @@ def job(**settings) -> JobRequest:
         scheduler="euler",
     )
     return JobRequest(**(base | settings))
-
-
-class Recorder:
-    def __init__(self, cancel_at: int | None = None):
-        self.cancel_at = cancel_at
-        self.steps: list[int] = []
-        self.batches: list[int] = []
-        self.images: list = []
-        self.previews: dict[int, list[Image.Image]] = {}
-
-    def on_step(self, step, steps, batch) -> None:
-        self.steps.append(step)
-        if step == self.cancel_at:
-            raise JobCancelled("test")
-
-    def on_batch(self, batch, images) -> None:
-        self.batches.append(len(batch))
-        self.images.extend(images)
-
-    def on_preview(self, batch, step, images) -> None:
-        assert len(images) == len(batch) and step not in self.previews
-        self.previews[step] = images
-
-
-def generate(engine: PipelineEngine, request: JobRequest, items=None, previews: bool = False) -> Recorder:
-    rec = Recorder()
-    engine.run(request, items or request.items(), rec.on_step, rec.on_batch, rec.on_preview if previews else None)
-    return rec
-
-
-def pixels(rec: Recorder) -> list[np.ndarray]:
-    assert all(image is not None for image in rec.images)
-    return [np.asarray(image.convert("RGB"), dtype=np.int16) for image in rec.images]
-
-
-def diff(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs(a - b).max())
-
-
-def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).mean())
 
 
 def test_tiny_flux_is_a_real_flux_pipeline_with_its_family_defaults(engine):
@@ -117,11 +83,7 @@ def test_noise_is_drawn_per_image_unpacked_and_packed_as_flux_does(engine):
 
 
 def test_seed_gives_the_same_image_alone_and_inside_a_batch(engine):
-    alone = pixels(generate(engine, job(seeds=[7])))
-    batch = pixels(generate(engine, job(seeds=[3, 7, 11])))
-    assert alone[0].shape == (SIZE, SIZE, 3)
-    assert diff(alone[0], batch[1]) <= 2
-    assert mean_diff(batch[0], batch[1]) > 1.0 and mean_diff(batch[1], batch[2]) > 1.0
+    check_seed_gives_the_same_image_alone_and_inside_a_batch(engine, job, SIZE)
 
 
 def test_guidance_is_distilled_one_transformer_pass_per_step_with_the_requests_guidance(engine):
@@ -141,27 +103,15 @@ def test_guidance_is_distilled_one_transformer_pass_per_step_with_the_requests_g
 def test_items_of_two_jobs_in_one_batch_give_what_each_gives_alone(engine):
     first = job(prompts=["a red fox"], seeds=[11])
     second = job(prompts=["a blue bird over the sea"], seeds=[5])
-    merged = generate(engine, first, items=[*first.items(), *second.items()])
-    assert merged.batches == [2]
-    together = pixels(merged)
-    assert diff(together[0], pixels(generate(engine, first))[0]) <= 2
-    assert diff(together[1], pixels(generate(engine, second))[0]) <= 2
+    check_two_jobs_in_one_batch_give_what_each_gives_alone(engine, first, second)
 
 
 def test_cancel_from_the_step_callback_stops_the_job(engine):
-    rec = Recorder(cancel_at=2)
-    request = job(seeds=[1, 2], steps=5)
-    with pytest.raises(JobCancelled):
-        engine.run(request, request.items(), rec.on_step, rec.on_batch)
-    assert rec.steps == [1, 2] and rec.batches == []
+    check_cancel_at_step_2_stops_the_job(engine, job(seeds=[1, 2], steps=5))
 
 
 def test_previews_unpack_the_latents_and_use_the_flux_projection(engine, monkeypatch):
-    projections = []
-    real = engine_module.latents_to_rgb
-    monkeypatch.setattr(engine, "preview_every", 1)
-    monkeypatch.setattr(engine_module, "latents_to_rgb", lambda z, p: projections.append(p) or real(z, p))
-    rec = generate(engine, job(seeds=[1, 2], width=96, steps=3), previews=True)
+    rec, projections = previews_at_every_step(engine, job(seeds=[1, 2], width=96, steps=3), monkeypatch)
     assert sorted(rec.previews) == [1, 2]  # none at the last step
     assert {image.size for images in rec.previews.values() for image in images} == {(12, 8)}
     assert projections and all(p is FLUX_LATENT_RGB for p in projections)
@@ -205,14 +155,11 @@ def test_png_parameters_write_the_distilled_guidance_as_forge_does(engine):
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_half_precision_on_the_cpu_gives_finite_images_close_to_float32(engine, dtype):
-    half = PipelineEngine(load_pipeline(MODEL, "cpu", dtype=dtype), MODEL, "cpu")
+    half = cpu_engine(MODEL, dtype=dtype)
     assert half.pipeline.transformer.dtype == dtype and half.dtype == dtype
     # Flux's VAE asks for float32 in float16 (force_upcast); bfloat16 has float32's range.
     assert half.pipeline.vae.dtype == (torch.float32 if dtype == torch.float16 else dtype)
-    request = job(seeds=[1, 2])
-    images = pixels(generate(half, request))
-    for image, expected in zip(images, pixels(generate(engine, request)), strict=True):
-        assert image.std() > 10 and mean_diff(image, expected) < 4.0
+    check_images_close_to_float32(half, engine, job(seeds=[1, 2]))
 
 
 def cli_args(*argv: str) -> argparse.Namespace:
@@ -237,14 +184,5 @@ def test_cli_options_left_out_take_the_served_models_defaults(engine):
 
 
 def test_heartbeats_of_older_workers_parse_with_sd_rules():
-    old = {
-        "name": "w",
-        "host": "h",
-        "pid": 1,
-        "model": "tiny",
-        "device": "cpu",
-        "schedulers": ["euler"],
-        "max_batch": 8,
-    }
-    info = WorkerInfo.model_validate(old)
+    info = WorkerInfo.model_validate(OLDER_WORKERS_HEARTBEAT)
     assert (info.negative_prompt, info.size_multiple, info.default_steps, info.default_guidance) == (True, 8, 20, 7.5)

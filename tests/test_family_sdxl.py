@@ -13,11 +13,21 @@ from transformers import CLIPTextModel, CLIPTextModelWithProjection
 from seedgrid.shared.pngmeta import encode_png, read_png_metadata
 from seedgrid.shared.request import JobRequest
 from seedgrid.shared.workers import WorkerInfo
-from seedgrid.worker import engine as engine_module
-from seedgrid.worker.engine import JobCancelled, PipelineEngine
-from seedgrid.worker.models.loading import load_pipeline
+from seedgrid.worker.engine import PipelineEngine
 from seedgrid.worker.models.tiny_xl import build_tiny_xl_pipeline
 from seedgrid.worker.preview import SDXL_LATENT_RGB, latents_to_rgb
+from tests.family_checks import (
+    OLDER_WORKERS_HEARTBEAT,
+    check_cancel_at_step_2_stops_the_job,
+    check_images_close_to_float32,
+    check_seed_gives_the_same_image_alone_and_inside_a_batch,
+    check_two_jobs_in_one_batch_give_what_each_gives_alone,
+    cpu_engine,
+    generate,
+    mean_diff,
+    pixels,
+    previews_at_every_step,
+)
 
 MODEL = "tiny-xl"
 SIZE = 64
@@ -26,56 +36,12 @@ STEPS = 3
 
 @pytest.fixture(scope="module")
 def engine() -> PipelineEngine:
-    return PipelineEngine(load_pipeline(MODEL, "cpu"), MODEL, "cpu")
+    return cpu_engine(MODEL)
 
 
 def job(**settings) -> JobRequest:
     base = dict(model=MODEL, prompts=["a red fox in the snow"], seeds=[1], width=SIZE, height=SIZE, steps=STEPS)
     return JobRequest(**(base | settings))
-
-
-class Recorder:
-    """What the engine reports, in order: steps, batches, and (item, pixels) pairs."""
-
-    def __init__(self, cancel_at: int | None = None):
-        self.cancel_at = cancel_at
-        self.steps: list[int] = []
-        self.batches: list[int] = []
-        self.images: list[tuple[object, np.ndarray | None]] = []
-        self.previews: dict[int, list[Image.Image]] = {}
-
-    def on_step(self, step, steps, batch) -> None:
-        self.steps.append(step)
-        if step == self.cancel_at:
-            raise JobCancelled("test")
-
-    def on_batch(self, batch, images) -> None:
-        self.batches.append(len(batch))
-        for item, image in zip(batch, images, strict=True):
-            self.images.append((item, None if image is None else np.asarray(image.convert("RGB"), dtype=np.int16)))
-
-    def on_preview(self, batch, step, images) -> None:
-        assert len(images) == len(batch) and step not in self.previews
-        self.previews[step] = images
-
-
-def generate(engine: PipelineEngine, request: JobRequest, items=None, previews: bool = False) -> Recorder:
-    rec = Recorder()
-    engine.run(request, items or request.items(), rec.on_step, rec.on_batch, rec.on_preview if previews else None)
-    return rec
-
-
-def pixels(rec: Recorder) -> list[np.ndarray]:
-    assert all(image is not None for _, image in rec.images)
-    return [image for _, image in rec.images]
-
-
-def diff(a: np.ndarray, b: np.ndarray) -> int:
-    return int(np.abs(a - b).max())
-
-
-def mean_diff(a: np.ndarray, b: np.ndarray) -> float:
-    return float(np.abs(a - b).mean())
 
 
 def test_tiny_xl_is_a_real_sdxl_pipeline_built_the_same_every_time(engine):
@@ -91,11 +57,7 @@ def test_tiny_xl_is_a_real_sdxl_pipeline_built_the_same_every_time(engine):
 
 
 def test_seed_gives_the_same_image_alone_and_inside_a_batch(engine):
-    alone = pixels(generate(engine, job(seeds=[7])))
-    batch = pixels(generate(engine, job(seeds=[3, 7, 11])))
-    assert alone[0].shape == (SIZE, SIZE, 3)
-    assert diff(alone[0], batch[1]) <= 2
-    assert mean_diff(batch[0], batch[1]) > 1.0 and mean_diff(batch[1], batch[2]) > 1.0
+    check_seed_gives_the_same_image_alone_and_inside_a_batch(engine, job, SIZE)
 
 
 def test_any_size_that_is_a_multiple_of_8_is_served_with_size_conditioning(engine):
@@ -116,29 +78,17 @@ def test_any_size_that_is_a_multiple_of_8_is_served_with_size_conditioning(engin
 def test_items_of_two_jobs_in_one_batch_give_what_each_gives_alone(engine):
     plain = job(prompts=["a red fox"], seeds=[11])
     negative = job(prompts=["a blue bird"], seeds=[5], negative_prompt="blurry, dark")
-    merged = generate(engine, plain, items=[*plain.items(), *negative.items()])
-    assert merged.batches == [2]
-    together = pixels(merged)
-    assert diff(together[0], pixels(generate(engine, plain))[0]) <= 2
-    assert diff(together[1], pixels(generate(engine, negative))[0]) <= 2
+    together = check_two_jobs_in_one_batch_give_what_each_gives_alone(engine, plain, negative)
     without = pixels(generate(engine, job(prompts=["a blue bird"], seeds=[5])))[0]
     assert mean_diff(together[1], without) > 1.0, "the negative prompt must change the image"
 
 
 def test_cancel_from_the_step_callback_stops_the_job(engine):
-    rec = Recorder(cancel_at=2)
-    request = job(seeds=[1, 2], steps=6)
-    with pytest.raises(JobCancelled):
-        engine.run(request, request.items(), rec.on_step, rec.on_batch)
-    assert rec.steps == [1, 2] and rec.batches == []
+    check_cancel_at_step_2_stops_the_job(engine, job(seeds=[1, 2], steps=6))
 
 
 def test_previews_use_the_sdxl_projection_one_per_item_at_latent_size(engine, monkeypatch):
-    projections = []
-    real = engine_module.latents_to_rgb
-    monkeypatch.setattr(engine, "preview_every", 1)
-    monkeypatch.setattr(engine_module, "latents_to_rgb", lambda z, p: projections.append(p) or real(z, p))
-    rec = generate(engine, job(seeds=[1, 2], width=96, height=SIZE, steps=4), previews=True)
+    rec, projections = previews_at_every_step(engine, job(seeds=[1, 2], width=96, height=SIZE, steps=4), monkeypatch)
     assert sorted(rec.previews) == [1, 2, 3]  # none at the last step
     assert {image.size for images in rec.previews.values() for image in images} == {(12, 8)}
     assert projections and all(p is SDXL_LATENT_RGB for p in projections)
@@ -148,15 +98,11 @@ def test_previews_use_the_sdxl_projection_one_per_item_at_latent_size(engine, mo
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
 def test_half_precision_on_the_cpu_gives_finite_images_close_to_float32(engine, dtype):
-    half = PipelineEngine(load_pipeline(MODEL, "cpu", dtype=dtype), MODEL, "cpu")
+    half = cpu_engine(MODEL, dtype=dtype)
     assert half.pipeline.unet.dtype == dtype and half.dtype == dtype
     # SDXL's VAE overflows in float16, so it runs in float32; bfloat16 has float32's range.
     assert half.pipeline.vae.dtype == (torch.float32 if dtype == torch.float16 else dtype)
-    request = job(seeds=[1, 2])
-    images = pixels(generate(half, request))
-    reference = pixels(generate(engine, request))
-    for image, expected in zip(images, reference, strict=True):
-        assert image.std() > 10 and mean_diff(image, expected) < 4.0
+    check_images_close_to_float32(half, engine, job(seeds=[1, 2]))
 
 
 def save_vae(vae: AutoencoderKL, folder, force_upcast: bool):
@@ -170,7 +116,7 @@ def test_a_fixed_vae_given_with_vae_stays_in_float16_and_an_overflow_is_decoded_
     engine, tmp_path, caplog
 ):
     fixed = save_vae(engine.pipeline.vae, tmp_path / "vae-fp16-fix", force_upcast=False)
-    half = PipelineEngine(load_pipeline(MODEL, "cpu", vae=fixed, dtype=torch.float16), MODEL, "cpu")
+    half = cpu_engine(MODEL, vae=fixed, dtype=torch.float16)
     assert half.pipeline.vae.dtype == torch.float16
     request = job(seeds=[4])
     assert pixels(generate(half, request))[0].max() > 0
@@ -182,7 +128,7 @@ def test_a_fixed_vae_given_with_vae_stays_in_float16_and_an_overflow_is_decoded_
     with torch.no_grad():
         half.pipeline.vae.decoder.conv_out.weight[0, 0, 0, 0] = float("nan")
         half._vae_float32 = None  # the float32 copy is made again from the broken VAE
-    assert [image for _, image in generate(half, request).images] == [None]  # NaN in float32 as well
+    assert generate(half, request).images == [None]  # NaN in float32 as well
 
 
 def test_png_metadata_names_the_model_and_size(engine):
@@ -201,14 +147,5 @@ def test_png_metadata_names_the_model_and_size(engine):
 
 
 def test_heartbeats_of_older_workers_without_a_family_still_parse():
-    old = {
-        "name": "w",
-        "host": "h",
-        "pid": 1,
-        "model": "tiny",
-        "device": "cpu",
-        "schedulers": ["euler"],
-        "max_batch": 8,
-    }
-    info = WorkerInfo.model_validate_json(json.dumps(old))
+    info = WorkerInfo.model_validate_json(json.dumps(OLDER_WORKERS_HEARTBEAT))
     assert (info.family, info.default_width, info.default_height) == ("sd", 512, 512)

@@ -5,44 +5,25 @@ and runs the real diffusers pipeline end to end on a CPU in seconds. Its VAE dow
 by 8 like SD1.5's, so 512x512 images use 64x64 latents.
 """
 
-import torch
-from diffusers import AutoencoderKL, PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
-from tokenizers import pre_tokenizers
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+from diffusers import PNDMScheduler, StableDiffusionPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel
+
+from seedgrid.worker.models.tiny_parts import (
+    TEXT_WIDTH,
+    build_tiny_tokenizer,
+    build_tiny_vae,
+    seeded_weights,
+    tiny_clip_config,
+)
 
 TINY_MODEL_NAME = "tiny"
 TINY_SEED = 20240101
-TEXT_WIDTH = 32
-MAX_TOKENS = 77
-
-
-def build_tiny_tokenizer() -> CLIPTokenizer:
-    """CLIP's byte-level BPE with no merges: one token per byte, end-of-word marked."""
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    vocab = {c: i for i, c in enumerate(alphabet)}
-    vocab.update({c + "</w>": len(alphabet) + i for i, c in enumerate(alphabet)})
-    vocab["<|startoftext|>"] = len(vocab)
-    vocab["<|endoftext|>"] = len(vocab)
-    return CLIPTokenizer(vocab=vocab, merges=[], model_max_length=MAX_TOKENS)
 
 
 def build_tiny_pipeline() -> StableDiffusionPipeline:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TINY_SEED)
+    with seeded_weights(TINY_SEED):
         tokenizer = build_tiny_tokenizer()
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=TEXT_WIDTH,
-                intermediate_size=64,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=MAX_TOKENS,
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
+        text_encoder = CLIPTextModel(tiny_clip_config(tokenizer))
         unet = UNet2DConditionModel(
             sample_size=64,
             in_channels=4,
@@ -55,17 +36,7 @@ def build_tiny_pipeline() -> StableDiffusionPipeline:
             attention_head_dim=8,
             norm_num_groups=8,
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=4,
-            block_out_channels=(4, 4, 8, 8),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=1,
-            norm_num_groups=4,
-            sample_size=512,
-        )
+        vae = build_tiny_vae(sample_size=512)
     # Stable Diffusion 1.5's own scheduler config, so per-job schedulers derive from it as from a real model.
     scheduler = PNDMScheduler(
         beta_start=0.00085,

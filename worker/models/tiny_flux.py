@@ -7,11 +7,16 @@ VAE with 16 latent channels and Flux's scaling and shift, all with seeded weight
 
 import string
 
-import torch
-from diffusers import AutoencoderKL, FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
-from transformers import CLIPTextConfig, CLIPTextModel, T5Config, T5EncoderModel, T5Tokenizer
+from diffusers import FlowMatchEulerDiscreteScheduler, FluxPipeline, FluxTransformer2DModel
+from transformers import CLIPTextModel, T5Config, T5EncoderModel, T5Tokenizer
 
-from seedgrid.worker.models.tiny import MAX_TOKENS, TEXT_WIDTH, build_tiny_tokenizer
+from seedgrid.worker.models.tiny_parts import (
+    TEXT_WIDTH,
+    build_tiny_tokenizer,
+    build_tiny_vae,
+    seeded_weights,
+    tiny_clip_config,
+)
 
 TINY_FLUX_MODEL_NAME = "tiny-flux"
 TINY_FLUX_SEED = 20240103
@@ -30,23 +35,9 @@ def build_tiny_t5_tokenizer() -> T5Tokenizer:
 
 def build_tiny_flux_pipeline(guidance_embeds: bool = True) -> FluxPipeline:
     """`guidance_embeds=False` makes a schnell-like model (no distilled guidance)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TINY_FLUX_SEED)
+    with seeded_weights(TINY_FLUX_SEED):
         tokenizer, tokenizer_2 = build_tiny_tokenizer(), build_tiny_t5_tokenizer()
-        text_encoder = CLIPTextModel(
-            CLIPTextConfig(
-                vocab_size=len(tokenizer),
-                hidden_size=TEXT_WIDTH,
-                intermediate_size=2 * TEXT_WIDTH,
-                num_hidden_layers=2,
-                num_attention_heads=4,
-                max_position_embeddings=MAX_TOKENS,
-                hidden_act="quick_gelu",
-                bos_token_id=tokenizer.bos_token_id,
-                eos_token_id=tokenizer.eos_token_id,
-                pad_token_id=tokenizer.pad_token_id,
-            )
-        )
+        text_encoder = CLIPTextModel(tiny_clip_config(tokenizer, hidden_act="quick_gelu"))
         text_encoder_2 = T5EncoderModel(
             T5Config(
                 vocab_size=len(tokenizer_2),
@@ -75,16 +66,9 @@ def build_tiny_flux_pipeline(guidance_embeds: bool = True) -> FluxPipeline:
             guidance_embeds=guidance_embeds,
             axes_dims_rope=(4, 6, 6),  # sums to attention_head_dim
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=LATENT_CHANNELS,
-            block_out_channels=(4, 4, 8, 8),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=1,
-            norm_num_groups=4,
+        vae = build_tiny_vae(
             sample_size=1024,
+            latent_channels=LATENT_CHANNELS,
             scaling_factor=0.3611,
             shift_factor=0.1159,
             use_quant_conv=False,

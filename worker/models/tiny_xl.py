@@ -5,11 +5,16 @@ with the size and crop time ids), a UNet with SDXL's "text_time" added embedding
 that downsamples by 8 with SDXL's scaling factor and force_upcast, all with seeded weights.
 """
 
-import torch
-from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
-from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+from diffusers import EulerDiscreteScheduler, StableDiffusionXLPipeline, UNet2DConditionModel
+from transformers import CLIPTextModel, CLIPTextModelWithProjection
 
-from seedgrid.worker.models.tiny import MAX_TOKENS, TEXT_WIDTH, build_tiny_tokenizer
+from seedgrid.worker.models.tiny_parts import (
+    TEXT_WIDTH,
+    build_tiny_tokenizer,
+    build_tiny_vae,
+    seeded_weights,
+    tiny_clip_config,
+)
 
 TINY_XL_MODEL_NAME = "tiny-xl"
 TINY_XL_SEED = 20240102
@@ -18,28 +23,13 @@ TIME_EMBED_WIDTH = 8
 TIME_IDS = 6  # original size, crop top-left, target size: two numbers each
 
 
-def _text_config(tokenizer, width: int, hidden_act: str) -> CLIPTextConfig:
-    return CLIPTextConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=width,
-        intermediate_size=2 * width,
-        num_hidden_layers=2,
-        num_attention_heads=4,
-        max_position_embeddings=MAX_TOKENS,
-        projection_dim=width,
-        hidden_act=hidden_act,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-    )
-
-
 def build_tiny_xl_pipeline() -> StableDiffusionXLPipeline:
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(TINY_XL_SEED)
+    with seeded_weights(TINY_XL_SEED):
         tokenizer, tokenizer_2 = build_tiny_tokenizer(), build_tiny_tokenizer()
-        text_encoder = CLIPTextModel(_text_config(tokenizer, TEXT_WIDTH, "quick_gelu"))
-        text_encoder_2 = CLIPTextModelWithProjection(_text_config(tokenizer_2, TEXT_WIDTH_2, "gelu"))
+        text_encoder = CLIPTextModel(tiny_clip_config(tokenizer, projection_dim=TEXT_WIDTH, hidden_act="quick_gelu"))
+        text_encoder_2 = CLIPTextModelWithProjection(
+            tiny_clip_config(tokenizer_2, TEXT_WIDTH_2, projection_dim=TEXT_WIDTH_2, hidden_act="gelu")
+        )
         unet = UNet2DConditionModel(
             sample_size=128,
             in_channels=4,
@@ -57,19 +47,7 @@ def build_tiny_xl_pipeline() -> StableDiffusionXLPipeline:
             projection_class_embeddings_input_dim=TIME_IDS * TIME_EMBED_WIDTH + TEXT_WIDTH_2,  # + the pooled prompt
             norm_num_groups=8,
         )
-        vae = AutoencoderKL(
-            in_channels=3,
-            out_channels=3,
-            latent_channels=4,
-            block_out_channels=(4, 4, 8, 8),
-            down_block_types=("DownEncoderBlock2D",) * 4,
-            up_block_types=("UpDecoderBlock2D",) * 4,
-            layers_per_block=1,
-            norm_num_groups=4,
-            sample_size=1024,
-            scaling_factor=0.13025,
-            force_upcast=True,
-        )
+        vae = build_tiny_vae(sample_size=1024, scaling_factor=0.13025, force_upcast=True)
     # SDXL base's own scheduler config, so per-job schedulers derive from it as from the real model.
     scheduler = EulerDiscreteScheduler(
         beta_start=0.00085,
