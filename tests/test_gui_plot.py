@@ -228,6 +228,8 @@ def test_a_plot_comes_back_after_a_restart_as_a_plot_with_the_images_made_while_
 
 def test_ctrl_enter_in_plot_mode_submits_the_plot(win, qtbot):
     """Before: Ctrl+Enter ran the normal Generate in plot mode (a grid of the compose fields, no plot)."""
+    assert win.compose.plot.generate_button.text().endswith("(Ctrl+Enter)")
+    assert "Ctrl" not in win.compose.generate_button.text()  # the shortcut is shown where it goes
     win.compose.plot.rows["x"].values.setText("4,8")
     qtbot.keyClick(win.compose.prompt, Qt.Key.Key_Return, Qt.KeyboardModifier.ControlModifier)
     qtbot.waitUntil(lambda: win.current_grid is not None, timeout=WAIT)

@@ -33,6 +33,7 @@ from seedgrid.shared.seeds import parse_seeds
 from seedgrid.shared.workers import TAKES_FIELDS, ModelOffer
 
 ERROR_STYLE = "color: #c62828;"
+GENERATE_TEXT = "Generate  (Ctrl+Enter)"
 # A valid value for each field, put in place of a refused one so the contract reports the next field too.
 STAND_INS: dict[str, dict[str, Any]] = {
     "model": {"model": "m"},
@@ -72,7 +73,7 @@ class ComposePanel(QWidget):
         self.height_box = _spin(L.MIN_SIZE, L.MAX_SIZE, 512, step=L.SIZE_MULTIPLE)
         self.seeds = QLineEdit("0-3", placeholderText="0-7, 3,17,42 or random:8")
         self.loras = LoraPicker()
-        self.generate_button = QPushButton("Generate  (Ctrl+Enter)")
+        self.generate_button = QPushButton(GENERATE_TEXT)
         self.plot = PlotPanel(self.build_request, self.show_error)
         self.errors: dict[str, QLabel] = {}
         self._served: dict[str, ModelOffer] = {}  # model -> what a worker serving it advertises
@@ -117,7 +118,12 @@ class ComposePanel(QWidget):
         layout.addWidget(self.plot.generate_button)
 
         self.generate_button.clicked.connect(self.submit)
+        self.plot.mode.toggled.connect(self._plot_mode_changed)
         self.model.currentTextChanged.connect(self._model_changed)
+
+    def _plot_mode_changed(self, on: bool) -> None:
+        """Ctrl+Enter sends what the mode shows: its shortcut moves to Generate plot."""
+        self.generate_button.setText("Generate" if on else GENERATE_TEXT)
 
     def prompts(self) -> list[str]:
         return [self.prompt.toPlainText().strip()]

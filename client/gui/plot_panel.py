@@ -99,7 +99,7 @@ class PlotPanel(QWidget):
         self.general_error = _error_label()
         grid.addWidget(self.count, 2 * len(AXIS_NAMES), 0, 1, 3)
         grid.addWidget(self.general_error, 2 * len(AXIS_NAMES) + 1, 0, 1, 3)
-        self.generate_button = QPushButton("Generate plot")  # placed by the compose panel, below Generate
+        self.generate_button = QPushButton("Generate plot  (Ctrl+Enter)")  # placed by the compose panel
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.mode)
