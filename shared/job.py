@@ -55,6 +55,7 @@ class JobStatus(BaseModel):
     plot_id: str = ""  # the plot the job is part of (names.plot_jobs_key lists the plot's jobs)
     error: str = ""
     phase: str = ""  # what a started job does before its first step: "loading model NAME" (else empty)
+    load_seconds: float = 0.0  # how long its workers loaded its model for it (not generating)
     submitted_at: float = 0.0
     started_at: float = 0.0
     finished_at: float = 0.0

@@ -127,6 +127,10 @@ class JobStore:
             self.redis.hincrby(key, "attempts", 1)
         return deliveries
 
+    def loaded(self, job_id: str, seconds: float) -> None:
+        """The model load a started job waited for: seconds its run time does not spend generating."""
+        self.redis.hincrbyfloat(names.job_key(job_id), "load_seconds", seconds)
+
     def requeued(self, job_id: str, next_turn: int | None = None, model: str = "") -> None:
         """Between two turns of a large job: back in the queue, behind other clients' jobs."""
         key = names.job_key(job_id)

@@ -52,6 +52,7 @@ def test_a_job_waiting_for_its_model_is_started_and_says_the_model_is_loading(tm
                 last = statuses[-1]
                 assert last.state == JobState.SUCCEEDED, last.error
                 assert last.phase == "" and last.activity == "succeeded"
+                assert LOAD_SECONDS - 0.5 <= last.load_seconds < LOAD_SECONDS + 10  # not generating time
                 loading = [(at, s) for at, s in seen if s.phase]
                 assert loading, [(s.state.value, s.phase) for s in statuses]
                 # Started by its worker for the whole load (seconds), never queued again once taken
@@ -68,6 +69,7 @@ def test_a_job_waiting_for_its_model_is_started_and_says_the_model_is_loading(tm
                 # B is loaded now: its next job has no phase at any point
                 seen = follow(client, client.submit(request(B)))
                 assert seen[-1][1].state == JobState.SUCCEEDED and not any(s.phase for _, s in seen)
+                assert seen[-1][1].load_seconds == 0
         finally:
             factory.stop_all()
 
@@ -139,6 +141,27 @@ def test_the_app_shows_the_loading_model_and_counts_the_job_as_running(qapp):
     assert grid.title.endswith(f"· loading model {B}")
     [estimate] = estimate_queue([status], [], Throughput(), 110.0).values()
     assert estimate.position == 0  # taken by a worker: not in the queue
+
+
+def test_a_plot_says_its_model_is_loading_and_speeds_leave_the_load_out(qapp):
+    from seedgrid.client.gui.plot_grid import PlotGridModel
+    from seedgrid.client.plots import SubmittedPlot
+    from seedgrid.shared.plot import make_plot
+
+    status = loading_status()
+    plot = make_plot(request(B).model_copy(update={"seeds": [0]}), x="seed=0,1")  # one job
+    grid = PlotGridModel("g" * 32, SubmittedPlot("p" * 32, plot, [status.job_id]))
+    grid.set_job_status(status)
+    assert f"· loading model {B}" in grid.title
+    grid.set_job_status(status.model_copy(update={"state": JobState.RUNNING, "phase": ""}))
+    assert "· running" in grid.title
+
+    # 2 images in 14 s, 10 of them loading the model: 0.5 images/s of generating, not 1/7
+    done = status.model_copy(update={"state": JobState.SUCCEEDED, "phase": "", "finished_at": 115.0,
+                                     "load_seconds": 10.0})  # fmt: skip
+    throughput = Throughput()
+    throughput.add(done)
+    assert throughput.per_worker(B, [], 120.0) == pytest.approx(0.5)
 
 
 def test_a_long_model_load_is_not_taken_for_a_stuck_worker(monkeypatch):

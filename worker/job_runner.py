@@ -1,6 +1,7 @@
 """One delivery of a job: validate, resume what is missing, take in compatible jobs, run the turn, report."""
 
 import logging
+import time
 from collections.abc import Callable
 
 from seedgrid.shared.job import JobState
@@ -112,6 +113,7 @@ def run_leased(
         return finished(job_id, JobState.FAILED, error=message)
     if loading:  # the heartbeat says so; a load is not a hung GPU loop for the stuck watchdog
         runtime.busy, runtime.current_job, runtime.loading = True, job_id, request.model
+    load_started = time.monotonic()
     try:
         # Loads the job's model if `phase` says so (its record shows it; the lease keeper renews the lease
         # meanwhile, so a worker that dies loading loses no job); the first step clears the phase.
@@ -123,6 +125,8 @@ def run_leased(
     finally:
         if loading:
             runtime.busy, runtime.current_job, runtime.loading = False, "", ""
+    if loading:
+        until_redis_returns(store.loaded, job_id, time.monotonic() - load_started)
     done = until_redis_returns(store.stored_indices, job_id)
     pending = [item for item in request.items() if item.index not in done]
     limit = engine.max_batch if runtime.turn_images is None else runtime.turn_images

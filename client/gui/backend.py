@@ -47,7 +47,7 @@ class Throughput:
         """A succeeded job's images over its run time; each job counts once."""
         if status.request is None or status.job_id in self.seen or status.state != JobState.SUCCEEDED:
             return
-        seconds = status.finished_at - status.started_at
+        seconds = status.finished_at - status.started_at - status.load_seconds
         if status.started_at and seconds > 0 and status.images_total:
             self.seen.add(status.job_id)
             samples = self.samples.setdefault(status.request.model, deque(maxlen=RATE_SAMPLES))

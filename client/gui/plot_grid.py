@@ -118,7 +118,10 @@ class PlotGridModel(GridModel):
             return "queued" if not self.statuses else "running"
         if all(s.state.finished for s in self.statuses.values()):
             return plot_state(self.statuses).value
-        return "running" if any(s.state != JobState.QUEUED for s in self.statuses.values()) else "queued"
+        if any(s.state == JobState.RUNNING for s in self.statuses.values()):
+            return "running"
+        loading = next((s.phase for s in self.statuses.values() if s.state == JobState.STARTED and s.phase), "")
+        return loading or ("running" if any(s.state != JobState.QUEUED for s in self.statuses.values()) else "queued")
 
     @property
     def job_ids(self) -> list[str]:

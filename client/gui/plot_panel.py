@@ -141,7 +141,7 @@ class PlotPanel(QWidget):
 
     def note_speed(self, status: JobStatus) -> None:
         """A succeeded job's speed, for the estimate."""
-        seconds = status.finished_at - status.started_at
+        seconds = status.finished_at - status.started_at - status.load_seconds
         if status.state == JobState.SUCCEEDED and status.started_at and seconds > 0 and status.images_total:
             self.seconds_per_image = seconds / status.images_total
             self.update_count()
