@@ -118,3 +118,28 @@ def test_a_flux_folder_loads_as_flux_and_makes_the_built_in_images(tmp_path):
     loaded = images(pipeline, name, request)
     built_in = images(load_pipeline("tiny-flux", "cpu"), "tiny-flux", FLUX_REQUEST)
     assert all(np.abs(a - b).max() <= 2 for a, b in zip(loaded, built_in, strict=True))
+
+
+def test_a_flux_model_not_loaded_yet_offers_schnells_or_devs_defaults_as_it_is(tmp_path):
+    """Before: every Flux model not loaded yet offered dev's 28 steps and guidance 3.5, a schnell one too, until
+    its first job had loaded it (then 4 and 0)."""
+    from safetensors.torch import save_file
+
+    from seedgrid.worker.model_sources import source_of
+
+    for name, embeds in (("my-schnell", False), ("my-dev", True)):
+        build_tiny_flux_pipeline(guidance_embeds=embeds).save_pretrained(tmp_path / name, safe_serialization=True)
+    blocks = {"double_blocks.0.img_attn.norm.key_norm.scale": torch.zeros(1), "img_in.weight": torch.zeros(1)}
+    save_file(blocks, tmp_path / "flux1-schnell-fp8.safetensors")
+    save_file({**blocks, "guidance_in.in_layer.weight": torch.zeros(1)}, tmp_path / "flux1-dev-fp8.safetensors")
+    offers = {
+        spec: source_of(str(tmp_path / spec)).offer
+        for spec in ("my-schnell", "my-dev", "flux1-schnell-fp8.safetensors", "flux1-dev-fp8.safetensors")
+    }
+    got = {spec: (o.family, o.default_steps, o.default_guidance, o.loaded) for spec, o in offers.items()}
+    assert got == {
+        "my-schnell": ("flux", 4, 0.0, False),
+        "my-dev": ("flux", 28, 3.5, False),
+        "flux1-schnell-fp8.safetensors": ("flux", 4, 0.0, False),
+        "flux1-dev-fp8.safetensors": ("flux", 28, 3.5, False),
+    }

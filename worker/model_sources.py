@@ -52,14 +52,15 @@ def source_of(spec: str) -> ModelSource:
         raise ValueError(f"model: {name!r} cannot be asked for by name (allowed: {L.FIELD_RULES['model']}); rename it")
     family = family_named(BUILT_IN_FAMILIES.get(spec) or detect_family(spec))
     width, height = family.default_size
+    steps, guidance = family.unloaded_defaults(spec)
     offer = ModelOffer(
         name=name,
         schedulers=list(family.schedulers),
         family=family.name,
         default_width=width,
         default_height=height,
-        default_steps=family.default_steps(None),
-        default_guidance=family.default_guidance(None),
+        default_steps=steps,
+        default_guidance=guidance,
         negative_prompt=family.negative_prompt,
         size_multiple=family.size_multiple,
         loaded=False,

@@ -67,6 +67,10 @@ class Family:
     def default_guidance(self, pipeline: DiffusionPipeline) -> float:
         return 7.5
 
+    def unloaded_defaults(self, model: str) -> tuple[int, float]:
+        """(steps, guidance) a model not loaded yet is advertised with, from what can be read without loading."""
+        return self.default_steps(None), self.default_guidance(None)
+
     def noise(self, pipeline: DiffusionPipeline, request: JobRequest, generator: torch.Generator) -> torch.Tensor:
         """One image's initial noise in float32 on the CPU, in the shape the pipeline's `latents` takes."""
         scale = pipeline.vae_scale_factor

@@ -6,12 +6,14 @@ import torch
 from diffusers import FluxPipeline, FluxTransformer2DModel
 
 from seedgrid.worker.families.base import Family
+from seedgrid.worker.models.detect import flux_guidance_embedded
 from seedgrid.worker.preview import FLUX_LATENT_RGB
 from seedgrid.worker.schedulers import FLOW_SCHEDULER_CLASSES
 
 MAX_T5_TOKENS = 512  # FluxPipeline's own limit
 # Where a single transformer file takes its text encoders, VAE and configs from without --config.
 DEV_REPO, SCHNELL_REPO = "black-forest-labs/FLUX.1-dev", "black-forest-labs/FLUX.1-schnell"
+DEV_DEFAULTS, SCHNELL_DEFAULTS = (28, 3.5), (4, 0.0)  # (steps, guidance) as Black Forest Labs give them
 
 
 def is_schnell(pipeline) -> bool:
@@ -46,12 +48,15 @@ class FluxFamily(Family):
         if vae.dtype == torch.float16 and vae.config.get("force_upcast", True):
             vae.to(torch.float32)
 
-    # pipeline None: a model not loaded yet, advertised with dev's defaults until it has loaded.
     def default_steps(self, pipeline) -> int:
-        return 4 if pipeline is not None and is_schnell(pipeline) else 28
+        return SCHNELL_DEFAULTS[0] if pipeline is not None and is_schnell(pipeline) else DEV_DEFAULTS[0]
 
     def default_guidance(self, pipeline) -> float:
-        return 0.0 if pipeline is not None and is_schnell(pipeline) else 3.5
+        return SCHNELL_DEFAULTS[1] if pipeline is not None and is_schnell(pipeline) else DEV_DEFAULTS[1]
+
+    def unloaded_defaults(self, model: str) -> tuple[int, float]:
+        """schnell's or dev's, from the file's keys or the transformer's config (dev's where unreadable)."""
+        return SCHNELL_DEFAULTS if flux_guidance_embedded(model) is False else DEV_DEFAULTS
 
     def call_arguments(self, pipe, request, batch) -> dict[str, Any]:
         return {

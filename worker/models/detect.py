@@ -3,7 +3,7 @@
 from collections.abc import Iterable
 from pathlib import Path
 
-from diffusers import DiffusionPipeline
+from diffusers import DiffusionPipeline, FluxTransformer2DModel
 from safetensors import safe_open
 
 # model_index.json's `_class_name` -> family
@@ -17,6 +17,7 @@ SD_TEXT_ENCODER = "cond_stage_model."  # SD 1.x's CLIP (cond_stage_model.transfo
 V_PREDICTION_KEY = "v_pred"
 # Flux's transformer in Black Forest Labs' layout, alone or (ComfyUI, Forge) under the UNet's prefix.
 FLUX_BLOCKS = ("double_blocks.", "model.diffusion_model.double_blocks.")
+FLUX_GUIDANCE_KEY = "guidance_in."  # dev's guidance embedding; schnell has none
 
 
 def family_from_class_name(class_name: str, model: str) -> str:
@@ -40,6 +41,20 @@ def family_from_keys(keys: Iterable[str], model: str) -> str:
     if any(has(prefix) for prefix in FLUX_BLOCKS):
         return "flux"
     raise ValueError(f"model: {model} has neither SD's, SDXL's nor Flux's keys; not a known family")
+
+
+def flux_guidance_embedded(model: str) -> bool | None:
+    """Whether a Flux model embeds distilled guidance (dev: yes, schnell: no), read without loading it: a file's
+    keys, a folder's (or hub id's) transformer config; None where that cannot be read."""
+    path = Path(model).expanduser()
+    try:
+        if path.is_file():
+            with safe_open(str(path), framework="pt") as checkpoint:
+                return any(FLUX_GUIDANCE_KEY in key for key in checkpoint.keys())
+        config = FluxTransformer2DModel.load_config(str(path) if path.is_dir() else model, subfolder="transformer")
+        return bool(config.get("guidance_embeds", True))
+    except (OSError, ValueError):
+        return None
 
 
 def single_file_prediction_type(path: str) -> str | None:
