@@ -50,9 +50,13 @@ def source_of(spec: str) -> ModelSource:
     name = model_display_name(spec)
     if not re.fullmatch(L.MODEL_NAME_PATTERN, name) or len(name) > L.MAX_MODEL_NAME_CHARS:
         raise ValueError(f"model: {name!r} cannot be asked for by name (allowed: {L.FIELD_RULES['model']}); rename it")
-    family = family_named(BUILT_IN_FAMILIES.get(spec) or detect_family(spec))
+    built_in = BUILT_IN_FAMILIES.get(spec)
+    family = family_named(built_in or detect_family(spec))
     width, height = family.default_size
-    steps, guidance = family.unloaded_defaults(spec)
+    # (the built-in tiny models are made in code: nothing to read, and tiny-flux is dev-like)
+    steps, guidance = (
+        (family.default_steps(None), family.default_guidance(None)) if built_in else family.unloaded_defaults(spec)
+    )
     offer = ModelOffer(
         name=name,
         schedulers=list(family.schedulers),
