@@ -56,7 +56,7 @@ local state = redis.call('HGET', KEYS[2], 'state')
 if not state or state == 'succeeded' or state == 'failed' or state == 'cancelled' then return false end
 local lost = redis.call('HGET', KEYS[2], 'worker') or ''
 redis.call('HSET', KEYS[2], 'state', 'queued', 'lost_worker', lost, 'worker', '', 'merged_into', '',
-           'step', 0, 'batch_size', 0)
+           'step', 0, 'batch_size', 0, 'phase', '')
 return {redis.call('HGET', KEYS[2], 'request') or '', redis.call('HGET', KEYS[2], 'priority') or '',
         redis.call('HGET', KEYS[2], 'turn') or '0', lost}
 """

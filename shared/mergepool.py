@@ -91,7 +91,8 @@ for i = 2, #ARGV do
   local state = redis.call('HGET', job, 'state')
   local finished = state == 'succeeded' or state == 'failed' or state == 'cancelled'
   if state and not finished and redis.call('HGET', job, 'merged_into') == ARGV[1] then
-    redis.call('HSET', job, 'state', 'queued', 'merged_into', '', 'worker', '', 'step', 0, 'batch_size', 0)
+    redis.call('HSET', job, 'state', 'queued', 'merged_into', '', 'worker', '', 'step', 0, 'batch_size', 0,
+               'phase', '')
     redis.call('DEL', lease)
     redis.call('ZREM', KEYS[#KEYS], ARGV[i])
     given[#given + 1] = ARGV[i]

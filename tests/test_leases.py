@@ -146,7 +146,7 @@ def test_a_lapsed_lease_is_taken_over_by_exactly_one_of_two_concurrent_takers(st
     for _ in range(20):
         job_id, request = submitted(store, [1])
         assert MergePool(store.redis, store.ttl).start_own(job_id, "gone", request, turn=0)
-        store.mark_started(job_id, "gone", 0)
+        store.mark_started(job_id, "gone", 0, phase="loading model tiny")  # it died loading the model
         let_lapse(store, job_id)
         assert job_id in takers[0].lapsed()
         results: list = [None, None]
@@ -167,6 +167,7 @@ def test_a_lapsed_lease_is_taken_over_by_exactly_one_of_two_concurrent_takers(st
         assert json.loads(won[0].request)["seeds"] == [1]
         status = store.status(job_id)
         assert status.state == JobState.QUEUED and status.lost_worker == "gone" and status.worker == ""
+        assert status.phase == ""  # queued again: no worker is loading anything for it
         assert job_id not in takers[0].lapsed() and takers[1].take_over(job_id) is None
     for taker in takers:
         taker.redis.close()

@@ -58,9 +58,10 @@ def run(args: argparse.Namespace) -> int:
 def run_one(client: SeedgridClient, label: str, request: JobRequest, out: Path, grid_name: str) -> int:
     status, saved = run_to_folder(client, request, out, f"{label:6}", grid_name, prefix=label)
     queued = status.started_at - status.submitted_at
-    generating = status.finished_at - status.started_at
+    generating = status.finished_at - status.started_at - status.load_seconds
+    loading = f"loading the model {status.load_seconds:.2f} s, " if status.load_seconds else ""
     print(
-        f"{label}: {status.state.value}, {len(saved.paths)} images, queued {queued:.2f} s, "
+        f"{label}: {status.state.value}, {len(saved.paths)} images, queued {queued:.2f} s, {loading}"
         f"generating {generating:.2f} s, fetching {saved.fetch_seconds:.2f} s -> {saved.grid_path}"
     )
     if status.state != JobState.SUCCEEDED:
