@@ -245,3 +245,35 @@ def test_a_refused_plot_shows_its_refusal_at_the_axis_that_sweeps_the_refused_se
     assert plot.rows["x"].error.text().startswith("x model: ")
     assert "no-such-model" in plot.rows["x"].error.text()
     assert not win.plots.grids
+
+
+def test_restored_layers_come_in_order_and_a_job_shared_by_layers_is_followed_for_the_images_owed(qapp, tmp_path):
+    """Z over seeds: each job's two seeds are in two layers. Before: after a restart the layers came in the
+    folders' order, and every shared job was followed from none of its images (all fetched again)."""
+    from seedgrid.shared.job import JobState, JobStatus
+
+    base = JobRequest(model=MODEL, prompts=["a fox"], seeds=[0], width=64, height=64, steps=4)
+    plot = make_plot(base, x="steps=4,8", z="seed=1,2")  # a job per steps value, its items: seed 1, seed 2
+    submitted = SubmittedPlot("p" * 32, plot, [f"{i:032x}" for i in range(len(plot.jobs))])
+    keeper = HistoryKeeper(HistoryStore(tmp_path), HistoryModel())
+    try:
+        tracker = PlotTracker(keeper)
+        layers = tracker.add(submitted)
+        for job_id in submitted.job_ids:
+            tracker.job_changed(JobStatus(job_id=job_id, state=JobState.SUCCEEDED, images_total=2))
+            tracker.image_ready(job_id, 0, QImage(8, 8, QImage.Format.Format_RGB32), b"png")  # seed 1: layer 0
+        assert layers[0].complete and not layers[1].done
+    finally:
+        keeper.shutdown()
+
+    for _ in range(3):  # folder order varies: each time the same
+        again = HistoryKeeper(HistoryStore(tmp_path), HistoryModel())
+        followed: list[tuple[str, list]] = []
+        again.follow_requested.connect(lambda job_id, done: followed.append((job_id, done)))
+        try:
+            again.restore()
+            assert [g.layer for g in again.model.grids] == [0, 1]  # on top: layer 0, as when submitted
+            again.follow_pending()
+            assert sorted(followed) == [(job_id, [0]) for job_id in submitted.job_ids]  # seed 2's owed
+        finally:
+            again.shutdown()

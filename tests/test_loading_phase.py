@@ -180,3 +180,47 @@ def test_a_long_model_load_is_not_taken_for_a_stuck_worker(monkeypatch):
         runtime.loading = B
         assert not runtime.stuck()
         assert runtime.info().state() == f"loading {B}"
+
+
+def test_a_model_that_fails_to_load_fails_its_job_in_one_line_and_the_worker_goes_on():
+    """Before: an error of the load other than a refusal (out of memory, a broken file) left the job started,
+    'loading model b', off the queue, for ever (or failed it later for a worker death that never happened)."""
+    import uuid
+
+    from seedgrid.shared.jobstore import JobStore
+    from seedgrid.shared.redis_conn import connect
+    from seedgrid.shared.workers import ModelOffer
+    from seedgrid.worker.job_runner import run_job
+    from seedgrid.worker.model_shelf import ModelShelf, ModelSource, ShelfRoom
+    from seedgrid.worker.runtime import WorkerRuntime
+    from tests.test_model_shelf import NamedEngine
+
+    def load(source):
+        if source.name == "b":
+            raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return NamedEngine(source.name)
+
+    with EmbeddedRedis() as server:
+        store = JobStore(connect(server.url))
+        sources = [ModelSource(n, n, ModelOffer(name=n, schedulers=["euler"], loaded=False), 100) for n in "ab"]
+        shelf = ModelShelf(sources, load, "cpu", 4, ShelfRoom(keep=1), None)
+        shelf.engine_for("a")
+        runtime = WorkerRuntime(engine=shelf, store=store, name="w1", merge=False)
+        job = JobRequest(model="b", prompts=["x"], seeds=[1], scheduler="euler", steps=2, width=64, height=64)
+        job_id = uuid.uuid4().hex
+        store.create(job_id, job, "client")
+        result = run_job(runtime, job_id, job.model_dump(mode="json"))
+        status = store.status(job_id)
+        assert result["state"] == status.state == JobState.FAILED and status.phase == ""
+        assert status.error.startswith("the worker could not load model b (error id ")
+        assert "\n" not in status.error and not runtime.busy and runtime.loading == ""
+        assert runtime.held.snapshot() == []
+
+
+def test_running_jobs_speed_leaves_their_model_load_out():
+    """While no job has finished, the speed comes from running ones: 5 images in 10 s after a 60 s load."""
+    running = loading_status().model_copy(
+        update={"state": JobState.RUNNING, "phase": "", "images_total": 10, "images_done": 5, "steps": 2,
+                "started_at": 100.0, "load_seconds": 60.0}
+    )  # fmt: skip
+    assert Throughput().per_worker(B, [running], 170.0) == pytest.approx(0.5)

@@ -2,6 +2,7 @@
 
 import logging
 import time
+import uuid
 from collections.abc import Callable
 
 from seedgrid.shared.job import JobState
@@ -122,6 +123,12 @@ def run_leased(
         log.warning("job %s failed: %s", job_id, exc)
         until_redis_returns(store.finish, job_id, JobState.FAILED, str(exc))
         return finished(job_id, JobState.FAILED, error=str(exc))
+    except Exception:  # out of memory, a broken file: the job is started, so it must end, not wait for ever
+        error_id = uuid.uuid4().hex[:8]
+        log.exception("job %s: loading model %s failed (error id %s)", job_id, request.model, error_id)
+        message = f"the worker could not load model {request.model} (error id {error_id}; details in its log)"
+        until_redis_returns(store.finish, job_id, JobState.FAILED, message)
+        return finished(job_id, JobState.FAILED, error=message)
     finally:
         if loading:
             runtime.busy, runtime.current_job, runtime.loading = False, "", ""

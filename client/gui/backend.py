@@ -58,9 +58,9 @@ class Throughput:
         samples = list(self.samples.get(model, ()))
         if not samples:
             samples = [
-                (s.progress * s.images_total, now - s.started_at)
+                (s.progress * s.images_total, now - s.started_at - s.load_seconds)
                 for s in running
-                if s.started_at and now - s.started_at >= 1.0 and s.progress > 0
+                if s.started_at and now - s.started_at - s.load_seconds >= 1.0 and s.progress > 0
             ]
         images, seconds = sum(i for i, _ in samples), sum(t for _, t in samples)
         return images / seconds if images > 0 and seconds > 0 else None

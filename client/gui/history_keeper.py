@@ -47,17 +47,19 @@ class HistoryKeeper(QObject):
         self._load_thumbnails.emit([g.job_id for g in reversed(grids)])
 
     def follow_pending(self) -> None:
-        """Ask the backend to follow every job that may still change or owes images (a plot's: the items made in
-        every layer showing them)."""
-        plot_jobs: dict[str, set[int]] = {}
+        """Ask the backend to follow every job that may still change or owes images (a plot's job: all its items
+        but those a layer still owes, Z layers sharing a job)."""
+        owed: dict[str, set[int]] = {}
+        items: dict[str, int] = {}
         for grid in self.model.grids:
             if isinstance(grid, PlotGridModel):
-                for job_id, made in grid.pending_jobs().items():
-                    plot_jobs[job_id] = plot_jobs[job_id] & made if job_id in plot_jobs else made
+                for job_id, indices in grid.pending_jobs().items():
+                    owed.setdefault(job_id, set()).update(indices)
+                    items[job_id] = grid.job_items(job_id)
             elif _pending(grid):
                 self.follow_requested.emit(grid.job_id, sorted(grid.done))
-        for job_id, made in plot_jobs.items():
-            self.follow_requested.emit(job_id, sorted(made))
+        for job_id, indices in owed.items():
+            self.follow_requested.emit(job_id, sorted(set(range(items[job_id])) - indices))
 
     def adopt(self, jobs: list[JobStatus]) -> None:
         """This client's jobs as Redis has them: unknown ones (not deleted here, not a kept plot's) become grids,

@@ -102,7 +102,7 @@ class HistoryStore:
         if not self.root.is_dir():
             return []
         grids = [g for f in self.root.iterdir() if f.is_dir() and JOB_ID.match(f.name) for g in [_read(f)] if g]
-        return sorted(grids, key=lambda g: g.created, reverse=True)
+        return sorted(grids, key=lambda g: (g.created, -_layer(g)), reverse=True)  # a plot's layer 0 first
 
     def pngs(self, job_id: str) -> dict[int, bytes]:
         folder = self._folder(job_id)
@@ -145,6 +145,11 @@ def _read(folder: Path) -> SavedGrid | None:
         folder.name, request, created, meta.get("name", ""), status, meta.get("gone", ""), _done(folder),
         plot if isinstance(plot, dict) else {}, plot_jobs if isinstance(plot_jobs, dict) else {},
     )  # fmt: skip
+
+
+def _layer(grid: SavedGrid) -> int:
+    layer = grid.plot.get("layer", 0)
+    return layer if isinstance(layer, int) else 0
 
 
 def _read_json(path: Path) -> dict:

@@ -73,16 +73,13 @@ class PlotGridModel(GridModel):
         return self.places.get((job_id, index), [])
 
     def pending_jobs(self) -> dict[str, set[int]]:
-        """The plot's jobs that may still change or owe this layer images, each with its items made here."""
+        """The plot's jobs that may still change or owe this layer images, each with the items it owes here."""
         if self.gone:
             return {}
-        made: dict[str, set[int]] = defaultdict(set)
-        owed: set[str] = set()
+        owed: dict[str, set[int]] = defaultdict(set)
         for (job_id, index), cells in self.places.items():
-            if all(c in self.done for c in cells):
-                made[job_id].add(index)
-            else:
-                owed.add(job_id)
+            if not all(c in self.done for c in cells):
+                owed[job_id].add(index)
 
         def pending(job_id: str) -> bool:
             status = self.statuses.get(job_id)
@@ -90,7 +87,12 @@ class PlotGridModel(GridModel):
                 status is None or not status.state.finished or (status.state == JobState.SUCCEEDED and job_id in owed)
             )
 
-        return {job_id: made[job_id] for job_id in dict.fromkeys(self.cell_jobs) if pending(job_id)}
+        return {job_id: owed[job_id] for job_id in dict.fromkeys(self.cell_jobs) if pending(job_id)}
+
+    def job_items(self, job_id: str) -> int:
+        """How many images the plot's job makes."""
+        request = self.plot.jobs[self.submitted.job_ids.index(job_id)]
+        return len(request.prompts) * len(request.seeds)
 
     @property
     def title(self) -> str:

@@ -65,7 +65,7 @@ class Submitter(QObject):
     @Slot(object)
     def submit_plot(self, plot) -> None:
         """All the plot's jobs or none (client.submit_plot)."""
-        submitted = self._sent(lambda: self.api.submit_plot(plot))
+        submitted = self._sent(lambda: self.api.submit_plot(plot), plot=True)
         if submitted is not None:
             self.plot_submitted.emit(submitted)
             self.queued.emit(list(submitted.job_ids))
@@ -76,9 +76,10 @@ class Submitter(QObject):
         adopted from Redis before the window hears it was submitted."""
         self.jobs_found.emit(jobs)
 
-    def _sent(self, send):
+    def _sent(self, send, plot: bool = False):
         """What `send()` returns, or None with the reason emitted: a refusal naming its field, Redis not
-        answering (nothing sent), or a failure part way (perhaps queued: the backend reads the jobs again).
+        answering (nothing sent), or a failure part way (perhaps queued: the backend reads the jobs again; a
+        plot's jobs already queued were cancelled by client.submit_plot, so they are not read back as grids).
         Every submit is answered once."""
         try:
             self._probe()
@@ -96,8 +97,11 @@ class Submitter(QObject):
             else:
                 log.warning("submit failed", exc_info=True)
                 reason = f"{type(exc).__name__}: {exc}"
-            self.submit_failed.emit("", f"not confirmed: {reason}; its grid appears if Redis has the job")
-            self.unconfirmed.emit()
+            if plot:
+                self.submit_failed.emit("", f"plot not sent: {reason}; its jobs already queued were cancelled")
+            else:
+                self.submit_failed.emit("", f"not confirmed: {reason}; its grid appears if Redis has the job")
+                self.unconfirmed.emit()
         return None
 
     def _probe(self) -> None:
