@@ -67,6 +67,13 @@ def redis_url(redis_server) -> str:
     return redis_server.url
 
 
+@pytest.fixture(scope="module")
+def server():
+    """A Redis of the test module's own: what one module's tests leave in it (or do to it) reaches no other."""
+    with EmbeddedRedis() as s:
+        yield s
+
+
 class WorkerFactory:
     """Start tiny-model worker processes on a Redis and stop them all at the end."""
 

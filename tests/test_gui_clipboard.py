@@ -12,19 +12,12 @@ from PySide6.QtCore import Qt
 from PySide6.QtGui import QGuiApplication
 
 from seedgrid.client.gui.main_window import MainWindow
-from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
 from tests.gui_stand_in import registered
 
 WAIT = 15_000
 MODEL = "fake-clipboard-model"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddedRedis() as s:
-        yield s
 
 
 @pytest.fixture

@@ -19,12 +19,6 @@ WAIT = 15_000
 MODEL = "fake-gui-model"
 
 
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddedRedis() as s:
-        yield s
-
-
 @pytest.fixture
 def stand_in(server):
     worker = StandInWorker(server.url, MODEL)

@@ -17,7 +17,6 @@ from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.client.gui.settings import HISTORY_CAP_KEY, set_history_cap, settings
 from seedgrid.shared import limits as L
 from seedgrid.shared import names
-from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.request import JobRequest
 from tests.gui_stand_in import registered, shaded_png
@@ -35,12 +34,6 @@ SHADE = 20
 
 def png(req: JobRequest, index: int) -> bytes:
     return shaded_png(req, index, SHADE)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddedRedis() as s:
-        yield s
 
 
 @pytest.fixture

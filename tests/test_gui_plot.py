@@ -14,7 +14,6 @@ from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.client.gui.plot_grid import PlotGridModel
 from seedgrid.client.gui.plot_tracker import PlotTracker
 from seedgrid.client.plots import SubmittedPlot
-from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.plot import make_plot
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
@@ -22,12 +21,6 @@ from tests.gui_stand_in import registered
 
 WAIT = 15_000
 MODEL = "fake-plot-model"
-
-
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddedRedis() as s:
-        yield s
 
 
 @pytest.fixture

@@ -4,14 +4,11 @@ them: by priority, then by when queued. A real Redis; no worker processes (a hea
 import json
 import uuid
 
-import pytest
-
 from seedgrid.client.api import SeedgridClient
 from seedgrid.client.gui import backend as backend_module
 from seedgrid.client.gui.backend import Backend, QueueEstimate, Throughput, estimate_queue
 from seedgrid.client.queue_ahead import QueuedJob
 from seedgrid.shared import names
-from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState, JobStatus
 from seedgrid.shared.jobstore import JobStore
 from seedgrid.shared.mergepool import MergePool
@@ -70,12 +67,6 @@ def test_a_large_jobs_next_turn_waits_behind_the_jobs_queued_before_it_went_back
 
 
 # Through Redis.
-
-
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddedRedis() as s:
-        yield s
 
 
 def worker_order(client: SeedgridClient, model: str) -> list[str]:

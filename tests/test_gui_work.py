@@ -13,7 +13,6 @@ from PySide6.QtGui import QGuiApplication
 from seedgrid.client.cli.demo import GUIDE_PROMPT
 from seedgrid.client.gui.main_window import MainWindow
 from seedgrid.shared import names
-from seedgrid.shared.embedded_redis import EmbeddedRedis
 from seedgrid.shared.job import JobState
 from seedgrid.shared.pngmeta import read_png_metadata
 from seedgrid.shared.request import JobRequest
@@ -25,12 +24,6 @@ MODEL = "fake-work-model"
 
 def request(prompts: list[str], seeds: int = 2) -> JobRequest:
     return JobRequest(model=MODEL, prompts=prompts, seeds=list(range(seeds)), width=64, height=64, steps=4)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with EmbeddedRedis() as s:
-        yield s
 
 
 @pytest.fixture
