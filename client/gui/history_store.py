@@ -85,17 +85,18 @@ class HistoryStore:
 
     def prune(self, keep: int) -> list[str]:
         """Delete the oldest grids beyond `keep`; returns their job ids."""
-        dropped = [saved.job_id for saved in self.list()[max(0, keep) :]]
-        for job_id in dropped:
-            self.delete(job_id)
-        return dropped
+        return [grid.job_id for grid in self._cut(keep)[1]]
 
     def kept(self, keep: int) -> list[SavedGrid]:
         """The newest `keep` grids, newest first, the older ones deleted: one listing for both."""
+        return self._cut(keep)[0]
+
+    def _cut(self, keep: int) -> tuple[list[SavedGrid], list[SavedGrid]]:
+        """(the newest `keep` grids, the older ones, deleted)."""
         saved = self.list()
         for grid in saved[max(0, keep) :]:
             self.delete(grid.job_id)
-        return saved[: max(0, keep)]
+        return saved[: max(0, keep)], saved[max(0, keep) :]
 
     def list(self) -> list[SavedGrid]:
         """Every grid, newest first, without reading a PNG; unreadable folders are skipped."""
